@@ -1,0 +1,5 @@
+//! backstop — a reverse-proxy resilience gateway for OpenAI-compatible LLM
+//! APIs. See README.md for what it does and `app` for how the stack is built.
+
+pub mod outcome;
+pub mod taxonomy;
