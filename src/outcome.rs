@@ -33,16 +33,6 @@ pub struct Outcome {
     pub finish_reason: Option<String>,
 }
 
-/// A newtype so `Outcome: Default` means "ok".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KindOrOk(pub Kind);
-
-impl Default for KindOrOk {
-    fn default() -> Self {
-        KindOrOk(Kind::Ok)
-    }
-}
-
 impl Outcome {
     /// An outcome of the given kind with nothing else known.
     pub fn of(kind: Kind) -> Self {
