@@ -1,0 +1,256 @@
+//! Typed configuration (CONTRACT.md §1): the structs, their defaults (in one
+//! place: the `Default` impls below), and the checked [`Config`] the rest of
+//! the gateway reads. Loading — file, `${VAR}` expansion, `BACKSTOP_*`
+//! overrides — is in [`load`]; the range checks are in [`validate`].
+
+mod load;
+mod validate;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{load, ConfigError, Source};
+
+/// The whole configuration, as written in TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the gateway listens on.
+    pub listen: String,
+    pub upstream: UpstreamConfig,
+    pub retry: RetryConfig,
+    pub inspect: InspectConfig,
+    pub preflight: PreflightConfig,
+    pub metrics: MetricsConfig,
+    pub shutdown: ShutdownConfig,
+    pub log: LogConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[upstream]`: where requests go and how long each attempt may take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Base URL including `/v1`; `/v1/x` from the client goes to `url + /x`.
+    pub url: String,
+    /// Used when the client sent no `Authorization`. Never logged.
+    pub api_key: String,
+    pub connect_timeout_ms: u64,
+    /// Per attempt: until response headers (for a stream: its first event).
+    pub first_byte_timeout_ms: u64,
+    /// Per attempt: longest silence between two stream events.
+    pub stream_idle_timeout_ms: u64,
+    /// The whole client request, all attempts and waits included.
+    pub request_timeout_ms: u64,
+}
+
+/// `[retry]`: how many attempts, how far apart, and the budget that keeps
+/// retries from multiplying load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub max_retry_after_ms: u64,
+    pub budget_ratio: f64,
+    pub budget_min_retries_per_sec: u32,
+    /// Whether to retry even when the client says it is retrying itself
+    /// (`x-stainless-retry-count` > 0). Off: one retrying layer at a time.
+    pub retry_when_client_retries: bool,
+}
+
+/// What to do with a soft or silent failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Forward unchanged, annotate and count.
+    Pass,
+    /// Another attempt, within max_attempts, the budget and the deadline.
+    Retry,
+    /// Answer with the error envelope instead.
+    Fail,
+}
+
+/// `[inspect]`: the policy per soft/silent kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InspectConfig {
+    pub content_filter: Policy,
+    pub length: Policy,
+    pub empty_data: Policy,
+    pub empty_content: Policy,
+    pub invalid_json: Policy,
+    pub schema_mismatch: Policy,
+    pub stream_truncated: Policy,
+    /// Non-streamed bodies larger than this pass through uninspected.
+    pub max_body_bytes: u64,
+}
+
+/// `[preflight]`: checks made before any upstream call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreflightConfig {
+    /// Also reject out-of-range `temperature`, `top_p`, `max_tokens`, `n`.
+    pub strict: bool,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Distinct `model` label values; the rest count as `other`.
+    pub max_model_labels: usize,
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    pub drain_timeout_ms: u64,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter directive (`info`, `backstop=debug,warn`, …).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_request_body_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:8080".into(),
+            upstream: UpstreamConfig::default(),
+            retry: RetryConfig::default(),
+            inspect: InspectConfig::default(),
+            preflight: PreflightConfig::default(),
+            metrics: MetricsConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            log: LogConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            url: "https://api.openai.com/v1".into(),
+            api_key: String::new(),
+            connect_timeout_ms: 5_000,
+            first_byte_timeout_ms: 60_000,
+            stream_idle_timeout_ms: 30_000,
+            request_timeout_ms: 600_000,
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 3,
+            base_delay_ms: 500,
+            max_delay_ms: 8_000,
+            max_retry_after_ms: 30_000,
+            budget_ratio: 0.2,
+            budget_min_retries_per_sec: 5,
+            retry_when_client_retries: false,
+        }
+    }
+}
+
+impl Default for InspectConfig {
+    fn default() -> Self {
+        InspectConfig {
+            content_filter: Policy::Fail,
+            length: Policy::Pass,
+            empty_data: Policy::Pass,
+            empty_content: Policy::Retry,
+            invalid_json: Policy::Retry,
+            schema_mismatch: Policy::Retry,
+            stream_truncated: Policy::Fail,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for PreflightConfig {
+    fn default() -> Self {
+        PreflightConfig { strict: false }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            max_model_labels: 100,
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_timeout_ms: 25_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_body_bytes: 20 * 1024 * 1024,
+        }
+    }
+}
+
+/// Milliseconds from config as a `Duration`.
+pub fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+impl Config {
+    /// The listen address, parsed (validation guarantees it parses).
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|e| ConfigError::invalid(Source::Merged, "listen", format!("{e}")))
+    }
+
+    /// The upstream base URL without a trailing slash.
+    pub fn upstream_base(&self) -> &str {
+        self.upstream.url.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests;

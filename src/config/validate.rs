@@ -1,0 +1,89 @@
+//! Range and shape checks that serde cannot express. Each failure names the
+//! key path; `load` adds where the value came from.
+
+use super::Config;
+
+type Invalid = (&'static str, String);
+
+impl Config {
+    /// Checks every value the types let through but the gateway cannot use.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+            (
+                "listen",
+                format!("{:?} is not an address like 0.0.0.0:8080", self.listen),
+            )
+        })?;
+        check_url(&self.upstream.url).map_err(|m| ("upstream.url", m))?;
+        let u = &self.upstream;
+        positive("upstream.connect_timeout_ms", u.connect_timeout_ms)?;
+        positive("upstream.first_byte_timeout_ms", u.first_byte_timeout_ms)?;
+        positive("upstream.stream_idle_timeout_ms", u.stream_idle_timeout_ms)?;
+        positive("upstream.request_timeout_ms", u.request_timeout_ms)?;
+        let r = &self.retry;
+        if !(1..=10).contains(&r.max_attempts) {
+            return Err((
+                "retry.max_attempts",
+                format!("must be between 1 and 10, got {}", r.max_attempts),
+            ));
+        }
+        if r.max_delay_ms < r.base_delay_ms {
+            return Err((
+                "retry.max_delay_ms",
+                format!(
+                    "must be at least retry.base_delay_ms ({}), got {}",
+                    r.base_delay_ms, r.max_delay_ms
+                ),
+            ));
+        }
+        if !(0.0..=10.0).contains(&r.budget_ratio) || r.budget_ratio.is_nan() {
+            return Err((
+                "retry.budget_ratio",
+                format!("must be between 0 and 10, got {}", r.budget_ratio),
+            ));
+        }
+        positive("inspect.max_body_bytes", self.inspect.max_body_bytes)?;
+        if self.metrics.max_model_labels == 0 {
+            return Err(("metrics.max_model_labels", "must be at least 1".into()));
+        }
+        positive(
+            "limits.max_request_body_bytes",
+            self.limits.max_request_body_bytes,
+        )?;
+        if self.log.level.trim().is_empty() {
+            return Err(("log.level", "must not be empty (e.g. \"info\")".into()));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            (
+                "log.level",
+                format!("{:?} is not a log filter: {e}", self.log.level),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+fn positive(key: &'static str, v: u64) -> Result<(), Invalid> {
+    if v == 0 {
+        Err((key, "must be greater than 0".into()))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("{url:?} must start with http:// or https://")),
+    }
+    if parsed.host().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    if parsed.query().is_some() {
+        return Err(format!("{url:?} must not have a query string"));
+    }
+    Ok(())
+}

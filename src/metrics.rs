@@ -1,0 +1,273 @@
+//! The metrics owner (CONTRACT.md §4): one [`Metrics`] value with its own
+//! registry, handed to the layers that count. Labels come from closed sets:
+//! routes are templates (`route`), kinds and classes are enums, and the
+//! upstream-supplied `model` and `finish_reason` values are capped
+//! ([`BoundedLabels`]): past the cap they count as `other`.
+
+use std::collections::HashSet;
+use std::sync::RwLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::taxonomy::{Class, Kind};
+
+/// Buckets for LLM latencies: 50 ms to 10 min.
+const DURATION_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// The label value for anything past a cap.
+pub const OTHER: &str = "other";
+
+/// Every series the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub upstream_attempts: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub retry_budget_exhausted: IntCounterVec,
+    pub finish_reasons: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_first_byte: HistogramVec,
+    pub inflight: IntGaugeVec,
+    pub tokens: IntCounterVec,
+    pub malformed_events: IntCounterVec,
+    pub uninspected: IntCounterVec,
+    models: BoundedLabels,
+    finish_reason_labels: BoundedLabels,
+}
+
+impl Metrics {
+    /// A fresh registry with every series registered.
+    pub fn new(max_model_labels: usize) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let histogram =
+            |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec()),
+                    labels,
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let requests = counter(
+            "backstop_requests_total",
+            "Client requests by final class and kind.",
+            &["route", "model", "class", "kind"],
+        )?;
+        let upstream_attempts = counter(
+            "backstop_upstream_attempts_total",
+            "Upstream attempts by the class and kind of their outcome.",
+            &["route", "class", "kind"],
+        )?;
+        let retries = counter(
+            "backstop_retries_total",
+            "Retries, by the kind of failure that caused them.",
+            &["route", "kind"],
+        )?;
+        let retry_budget_exhausted = counter(
+            "backstop_retry_budget_exhausted_total",
+            "Failures returned unretried because the retry budget was spent.",
+            &["route"],
+        )?;
+        let finish_reasons = counter(
+            "backstop_finish_reason_total",
+            "finish_reason values seen per choice.",
+            &["route", "model", "finish_reason"],
+        )?;
+        let request_duration = histogram(
+            "backstop_request_duration_seconds",
+            "Client request duration, until the last byte of the answer.",
+            &["route", "class"],
+        )?;
+        let upstream_first_byte = histogram(
+            "backstop_upstream_first_byte_seconds",
+            "Time from sending an attempt to its response headers (streams: first event).",
+            &["route"],
+        )?;
+        let inflight = IntGaugeVec::new(
+            Opts::new("backstop_inflight_requests", "Client requests in progress."),
+            &["route"],
+        )?;
+        registry.register(Box::new(inflight.clone()))?;
+        let tokens = counter(
+            "backstop_tokens_total",
+            "Tokens reported in upstream usage.",
+            &["model", "type"],
+        )?;
+        let malformed_events = counter(
+            "backstop_malformed_events_total",
+            "SSE events dropped because their data was not valid JSON.",
+            &["route"],
+        )?;
+        let uninspected = counter(
+            "backstop_uninspected_responses_total",
+            "Successful answers passed through without inspection (too large).",
+            &["route"],
+        )?;
+        Ok(Metrics {
+            registry,
+            requests,
+            upstream_attempts,
+            retries,
+            retry_budget_exhausted,
+            finish_reasons,
+            request_duration,
+            upstream_first_byte,
+            inflight,
+            tokens,
+            malformed_events,
+            uninspected,
+            models: BoundedLabels::new(max_model_labels),
+            finish_reason_labels: BoundedLabels::new(32),
+        })
+    }
+
+    /// The bounded `model` label for a model name.
+    pub fn model_label(&self, model: Option<&str>) -> String {
+        match model {
+            Some(m) if !m.is_empty() => self.models.label(m),
+            _ => "unknown".to_string(),
+        }
+    }
+
+    /// Counts one finished client request.
+    pub fn record_request(&self, route: &str, model: &str, kind: Kind, seconds: f64) {
+        let class = kind.class();
+        self.requests
+            .with_label_values(&[route, model, class.as_str(), kind.as_str()])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route, class.as_str()])
+            .observe(seconds);
+    }
+
+    /// Counts one upstream attempt by its outcome.
+    pub fn record_attempt(&self, route: &str, kind: Kind) {
+        self.upstream_attempts
+            .with_label_values(&[route, kind.class().as_str(), kind.as_str()])
+            .inc();
+    }
+
+    /// Counts one finish_reason (bounded label).
+    pub fn record_finish_reason(&self, route: &str, model: &str, finish_reason: &str) {
+        let reason = if finish_reason.is_empty() {
+            "null".to_string()
+        } else {
+            self.finish_reason_labels.label(finish_reason)
+        };
+        self.finish_reasons
+            .with_label_values(&[route, model, &reason])
+            .inc();
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Every class label, exposed for tests and dashboards.
+    pub fn classes() -> [Class; 4] {
+        Class::ALL
+    }
+}
+
+/// A label whose values come from outside (model names): the first `cap`
+/// distinct values are kept, the rest become [`OTHER`]. Values are also cut
+/// to 64 characters so one odd client cannot bloat the scrape.
+pub struct BoundedLabels {
+    cap: usize,
+    seen: RwLock<HashSet<String>>,
+}
+
+impl BoundedLabels {
+    pub fn new(cap: usize) -> Self {
+        BoundedLabels {
+            cap,
+            seen: RwLock::new(HashSet::new()),
+        }
+    }
+
+    /// The label value to use for `value`.
+    pub fn label(&self, value: &str) -> String {
+        let value = truncate(value, 64);
+        if let Ok(seen) = self.seen.read() {
+            if seen.contains(value) {
+                return value.to_string();
+            }
+            if seen.len() >= self.cap {
+                return OTHER.to_string();
+            }
+        }
+        match self.seen.write() {
+            Ok(mut seen) if seen.len() < self.cap || seen.contains(value) => {
+                seen.insert(value.to_string());
+                value.to_string()
+            }
+            _ => OTHER.to_string(),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_labels_are_capped() {
+        let labels = BoundedLabels::new(2);
+        assert_eq!(labels.label("a"), "a");
+        assert_eq!(labels.label("b"), "b");
+        assert_eq!(labels.label("c"), "other");
+        assert_eq!(labels.label("a"), "a");
+        assert_eq!(labels.label(&"x".repeat(100)), "other");
+    }
+
+    #[test]
+    fn long_values_are_cut_on_a_char_boundary() {
+        let labels = BoundedLabels::new(10);
+        let long = "é".repeat(40); // 80 bytes
+        assert_eq!(labels.label(&long), "é".repeat(32));
+    }
+
+    #[test]
+    fn render_has_the_contract_names() {
+        let m = Metrics::new(10).unwrap();
+        m.record_request("/v1/chat/completions", "gpt", Kind::Ok, 0.2);
+        m.inflight
+            .with_label_values(&["/v1/chat/completions"])
+            .set(0);
+        let text = m.render();
+        assert!(text.contains(
+            "backstop_requests_total{class=\"none\",kind=\"ok\",model=\"gpt\",route=\"/v1/chat/completions\"} 1"
+        ));
+        assert!(text.contains("backstop_inflight_requests{route=\"/v1/chat/completions\"} 0"));
+    }
+}

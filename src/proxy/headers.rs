@@ -1,0 +1,152 @@
+//! Header rules for both legs: hop-by-hop headers never cross the proxy
+//! (RFC 9110 §7.6.1), the upstream gets its own `Host`, and the answer gets
+//! the gateway's `x-request-id`.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, not the message.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The request id header, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// The headers sent upstream for a client request: the client's, less
+/// hop-by-hop ones, `Host` (the HTTP client sets the upstream's) and
+/// `Content-Length` (recomputed from the buffered body); with the request
+/// id, the configured key when the client sent no `Authorization`, and
+/// `Accept-Encoding: identity` so answers arrive inspectable.
+pub fn upstream_request(
+    client: &HeaderMap,
+    request_id: &HeaderValue,
+    api_key: Option<&HeaderValue>,
+) -> HeaderMap {
+    let mut headers = client.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(REQUEST_ID, request_id.clone());
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    if !headers.contains_key(header::AUTHORIZATION) {
+        if let Some(key) = api_key {
+            headers.insert(header::AUTHORIZATION, key.clone());
+        }
+    }
+    headers
+}
+
+/// The `Authorization` value for a configured key (`Bearer <key>`), marked
+/// sensitive so it never prints in debug output. `None` when no key is set
+/// or it cannot be a header value.
+pub fn bearer(api_key: &str) -> Option<HeaderValue> {
+    if api_key.is_empty() {
+        return None;
+    }
+    let mut v = HeaderValue::from_str(&format!("Bearer {api_key}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// The headers of an upstream answer as forwarded to the client: less
+/// hop-by-hop ones; the upstream's own request id moves aside to
+/// `x-upstream-request-id` so `x-request-id` stays the gateway's.
+pub fn downstream_response(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    if let Some(upstream_id) = headers.remove(REQUEST_ID) {
+        headers.insert(
+            HeaderName::from_static("x-upstream-request-id"),
+            upstream_id,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = map(&[
+            ("connection", "close, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "application/json"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, map(&[("content-type", "application/json")]));
+    }
+
+    #[test]
+    fn upstream_gets_the_key_only_when_the_client_sent_none() {
+        let id = HeaderValue::from_static("req-1");
+        let key = bearer("sk-configured").unwrap();
+        let without = upstream_request(
+            &map(&[("host", "gw"), ("content-length", "9")]),
+            &id,
+            Some(&key),
+        );
+        assert_eq!(
+            without.get("authorization").unwrap(),
+            "Bearer sk-configured"
+        );
+        assert_eq!(without.get("x-request-id").unwrap(), "req-1");
+        assert_eq!(without.get("accept-encoding").unwrap(), "identity");
+        assert!(without.get("host").is_none());
+        assert!(without.get("content-length").is_none());
+
+        let with = upstream_request(
+            &map(&[("authorization", "Bearer sk-client")]),
+            &id,
+            Some(&key),
+        );
+        assert_eq!(with.get("authorization").unwrap(), "Bearer sk-client");
+    }
+
+    #[test]
+    fn configured_key_is_sensitive_and_empty_means_none() {
+        assert!(bearer("").is_none());
+        assert!(bearer("sk-1").unwrap().is_sensitive());
+        assert!(bearer("bad\nkey").is_none());
+    }
+
+    #[test]
+    fn upstream_request_id_moves_aside() {
+        let mut h = map(&[("x-request-id", "up-1"), ("connection", "keep-alive")]);
+        downstream_response(&mut h);
+        assert_eq!(h, map(&[("x-upstream-request-id", "up-1")]));
+    }
+}
