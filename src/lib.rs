@@ -1,6 +1,17 @@
 //! backstop — a reverse-proxy resilience gateway for OpenAI-compatible LLM
-//! APIs. See README.md for what it does and `app` for how the stack is built.
+//! APIs. [`app`] assembles the stack (and documents its order); [`server`]
+//! serves it; `main.rs` only wires configuration and logging to them.
 
+pub mod classify;
+pub mod config;
+pub mod context;
+pub mod envelope;
+pub mod metrics;
 pub mod mock;
 pub mod outcome;
+pub mod preflight;
+pub mod proxy;
+pub mod retry;
+pub mod route;
 pub mod taxonomy;
+pub mod telemetry;
