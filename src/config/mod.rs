@@ -90,7 +90,7 @@ pub struct InspectConfig {
 }
 
 /// `[preflight]`: checks made before any upstream call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PreflightConfig {
     /// Also reject out-of-range `temperature`, `top_p`, `max_tokens`, `n`.
@@ -191,12 +191,6 @@ impl Default for InspectConfig {
             stream_truncated: Policy::Fail,
             max_body_bytes: 4 * 1024 * 1024,
         }
-    }
-}
-
-impl Default for PreflightConfig {
-    fn default() -> Self {
-        PreflightConfig { strict: false }
     }
 }
 

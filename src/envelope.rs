@@ -1,0 +1,322 @@
+//! The one mapping from an [`Outcome`] to what the client sees (CONTRACT.md
+//! §3): the status, the `x-backstop-*` / `x-should-retry` / `retry-after`
+//! headers and the OpenAI-style error body with its `backstop` block. Every
+//! error the gateway returns — the upstream's, normalized, or its own — is
+//! built here, whether as an HTTP response ([`response`]) or as the last
+//! event of a stream that must end in error ([`sse_error_event`]).
+//!
+//! Pure functions; API keys in `EnvelopeContext::secrets` never leave
+//! through any upstream-provided text.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+use crate::outcome::Outcome;
+use crate::retry::backoff;
+use crate::taxonomy::Kind;
+
+/// What replaces a secret found in upstream text.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// `x-backstop-attempts`: upstream attempts made for this request.
+pub const X_BACKSTOP_ATTEMPTS: HeaderName = HeaderName::from_static("x-backstop-attempts");
+/// `x-backstop-class`: `none` / `hard` / `soft` / `silent`.
+pub const X_BACKSTOP_CLASS: HeaderName = HeaderName::from_static("x-backstop-class");
+/// `x-backstop-kind`: the kind label.
+pub const X_BACKSTOP_KIND: HeaderName = HeaderName::from_static("x-backstop-kind");
+/// `x-should-retry`: tells OpenAI SDKs not to retry on their own.
+pub const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+
+/// The client's `retry-after` on a rate limit that came without a wait.
+const DEFAULT_CLIENT_WAIT: Duration = Duration::from_secs(1);
+
+/// What the envelope needs beyond the outcome itself.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeContext<'a> {
+    /// Upstream attempts made (0 when the gateway answered by itself).
+    pub attempts: u32,
+    /// This request's `x-request-id`.
+    pub request_id: &'a str,
+    /// Values that must never be echoed (the API keys in play); empty
+    /// strings are ignored.
+    pub secrets: &'a [&'a str],
+    /// `retry.max_attempts`: with 1, retryable failures leave the retrying
+    /// to the client (no `x-should-retry: false`).
+    pub max_attempts: u32,
+}
+
+/// The status the client gets: the upstream's, except where the gateway
+/// knows better (CONTRACT.md §3), or a default per kind when there was no
+/// upstream error status.
+pub fn client_status(outcome: &Outcome) -> StatusCode {
+    let upstream_error = outcome.upstream_status.filter(|s| (400..=599).contains(s));
+    let upstream_or = |default: u16| upstream_error.unwrap_or(default);
+    let code = match outcome.kind {
+        Kind::Ok => outcome.upstream_status.unwrap_or(200),
+        // A request problem surfaced as a 5xx (Comet's 500 invalid_request) is a 400.
+        Kind::BadRequest | Kind::ContextLengthExceeded => {
+            upstream_error.filter(|s| *s < 500).unwrap_or(400)
+        }
+        Kind::Unauthorized => upstream_or(401),
+        Kind::Forbidden => upstream_or(403),
+        Kind::QuotaExceeded => upstream_or(429),
+        Kind::NotFound => upstream_or(404),
+        Kind::PayloadTooLarge => upstream_or(413),
+        Kind::RateLimited => upstream_or(429),
+        Kind::ServerError => upstream_or(500),
+        Kind::Timeout => upstream_or(504),
+        Kind::ConnectError | Kind::BadUpstreamResponse => 502,
+        Kind::ContentFilter => 400,
+        Kind::Length
+        | Kind::EmptyData
+        | Kind::EmptyContent
+        | Kind::InvalidJson
+        | Kind::SchemaMismatch
+        | Kind::StreamTruncated
+        | Kind::MalformedEvent => 502,
+    };
+    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// One line: what to do about a failure of this kind.
+pub fn hint(outcome: &Outcome) -> &'static str {
+    match outcome.kind {
+        Kind::Ok => "Nothing to do: the request succeeded",
+        Kind::BadRequest => {
+            "Fix the request before retrying: check error.param, then validate `model`, \
+             `messages`, the JSON shape and field types"
+        }
+        Kind::ContextLengthExceeded => {
+            "Reduce the messages or max_tokens to fit the model's context window"
+        }
+        Kind::Unauthorized => {
+            "Check the header is exactly `Authorization: Bearer <key>` and the key is current"
+        }
+        Kind::Forbidden => {
+            "Retry with a simple request on a known-good model, then add advanced or \
+             provider-specific fields back one by one; check the key may use this model"
+        }
+        Kind::QuotaExceeded => "Top up the account or raise its quota: retrying will not help",
+        Kind::NotFound => {
+            "Check the model id (GET /v1/models lists them), the endpoint path and the resource id"
+        }
+        Kind::PayloadTooLarge if outcome.upstream_status.is_none() => {
+            "Send a smaller body: it exceeds the gateway's limits.max_request_body_bytes"
+        }
+        Kind::PayloadTooLarge => {
+            "Send a smaller request: compress or drop inline images, audio or base64, or split the job"
+        }
+        Kind::RateLimited => {
+            "Wait for retry-after, then back off exponentially with jitter and reduce concurrency"
+        }
+        Kind::ServerError => {
+            "Retry later with backoff and keep the upstream request id; \
+             try another model if it persists"
+        }
+        Kind::Timeout => {
+            "Retry; consider a faster model, a smaller max_tokens or streaming, or longer timeouts"
+        }
+        Kind::ConnectError => {
+            "Check upstream.url, DNS and the network path to the upstream, then retry"
+        }
+        Kind::BadUpstreamResponse if outcome.upstream_status.is_some_and(is_redirect) => {
+            "The upstream base URL is probably wrong: it must include /v1 \
+             (e.g. https://api.cometapi.com/v1)"
+        }
+        Kind::BadUpstreamResponse => {
+            "Check upstream.url points at an OpenAI-compatible API, including /v1 \
+             (e.g. https://api.cometapi.com/v1)"
+        }
+        Kind::ContentFilter => {
+            "Rephrase the prompt; avoid the specific names or topics the provider's \
+             safety filter blocks"
+        }
+        Kind::Length => "Raise max_tokens or shorten the prompt",
+        Kind::EmptyData => {
+            "The prompt was probably filtered: check revised_prompt and rephrase it"
+        }
+        Kind::EmptyContent => {
+            "Log the full response and make the prompt more explicit; retrying may help"
+        }
+        Kind::InvalidJson => {
+            "Use response_format json_schema, or tell the model to answer with valid JSON only"
+        }
+        Kind::SchemaMismatch => {
+            "Simplify the JSON schema or use strict structured outputs; check the prompt \
+             describes every required field"
+        }
+        Kind::StreamTruncated => "Retry the request: a cut stream cannot be resumed",
+        Kind::MalformedEvent => {
+            "The upstream sent an SSE event that is not JSON; report it to the provider if it repeats"
+        }
+    }
+}
+
+/// The JSON error envelope (CONTRACT.md §3), secrets redacted.
+pub fn body(outcome: &Outcome, ctx: &EnvelopeContext) -> Bytes {
+    let redact = |text: &String| redact(text, ctx.secrets);
+    let kind = outcome.kind;
+    let envelope = Envelope {
+        error: ErrorObject {
+            message: outcome
+                .message
+                .as_ref()
+                .map(redact)
+                .unwrap_or_else(|| default_message(outcome)),
+            error_type: kind.openai_type(),
+            param: outcome.param.as_ref().map(redact),
+            code: outcome.code.as_ref().map(redact),
+            backstop: Backstop {
+                class: kind.class().as_str(),
+                kind: kind.as_str(),
+                retryable: kind.is_retryable(),
+                attempts: ctx.attempts,
+                upstream_status: outcome.upstream_status,
+                request_id: ctx.request_id,
+                upstream_request_id: outcome.upstream_request_id.as_ref().map(redact),
+                hint: hint(outcome),
+                model: outcome.model.as_ref().map(redact),
+                finish_reason: outcome.finish_reason.as_ref().map(redact),
+            },
+        },
+    };
+    // Serializing plain strings and numbers cannot fail; the fallback is
+    // still a valid envelope rather than an empty body.
+    let json = serde_json::to_vec(&envelope).unwrap_or_else(|_| {
+        br#"{"error":{"message":"backstop failed to serialize the error","type":"server_error","param":null,"code":null}}"#
+            .to_vec()
+    });
+    Bytes::from(json)
+}
+
+/// The envelope's headers: `content-type`, `x-backstop-*`, `x-should-retry`
+/// and, on `rate_limited`, `retry-after` (whole seconds in [1, 60]).
+pub fn headers(outcome: &Outcome, ctx: &EnvelopeContext) -> HeaderMap {
+    let kind = outcome.kind;
+    let mut map = HeaderMap::new();
+    map.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    map.insert(X_BACKSTOP_ATTEMPTS, HeaderValue::from(ctx.attempts));
+    map.insert(
+        X_BACKSTOP_CLASS,
+        HeaderValue::from_static(kind.class().as_str()),
+    );
+    map.insert(X_BACKSTOP_KIND, HeaderValue::from_static(kind.as_str()));
+    let client_may_retry = kind.is_retryable() && ctx.max_attempts == 1;
+    if !outcome.is_ok() && !client_may_retry {
+        map.insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
+    }
+    if kind == Kind::RateLimited {
+        let wait = outcome.retry_after.unwrap_or(DEFAULT_CLIENT_WAIT);
+        map.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(backoff::client_retry_after(wait)),
+        );
+    }
+    map
+}
+
+/// The whole error response: [`client_status`], [`headers`], [`body`].
+pub fn response(outcome: &Outcome, ctx: &EnvelopeContext) -> Response<Bytes> {
+    let mut response = Response::new(body(outcome, ctx));
+    *response.status_mut() = client_status(outcome);
+    *response.headers_mut() = headers(outcome, ctx);
+    response
+}
+
+/// The envelope as the last event of a stream that fails after its first
+/// byte: `data: {"error": {...}}` and a blank line, so SDKs raise.
+pub fn sse_error_event(outcome: &Outcome, ctx: &EnvelopeContext) -> Bytes {
+    let json = body(outcome, ctx);
+    let mut event = Vec::with_capacity(json.len() + 8);
+    event.extend_from_slice(b"data: ");
+    event.extend_from_slice(&json);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    message: String,
+    #[serde(rename = "type")]
+    error_type: &'static str,
+    param: Option<String>,
+    code: Option<String>,
+    backstop: Backstop<'a>,
+}
+
+#[derive(Serialize)]
+struct Backstop<'a> {
+    class: &'static str,
+    kind: &'static str,
+    retryable: bool,
+    attempts: u32,
+    upstream_status: Option<u16>,
+    request_id: &'a str,
+    upstream_request_id: Option<String>,
+    hint: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<String>,
+}
+
+fn is_redirect(status: u16) -> bool {
+    (300..=399).contains(&status)
+}
+
+/// `text` with every non-empty secret replaced by [`REDACTED`], longest
+/// first (so a secret that contains another is removed whole).
+fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.into_iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret, REDACTED)
+    })
+}
+
+/// The message when the upstream gave none.
+fn default_message(outcome: &Outcome) -> String {
+    let what = match outcome.kind {
+        Kind::Ok => "The request succeeded",
+        Kind::BadRequest => "The request is invalid",
+        Kind::ContextLengthExceeded => "The request exceeds the model's context length",
+        Kind::Unauthorized => "The API key was rejected",
+        Kind::Forbidden => "The upstream refused the request",
+        Kind::QuotaExceeded => "The account's quota or balance is exhausted",
+        Kind::NotFound => "The model, endpoint or resource was not found",
+        Kind::PayloadTooLarge => "The request body is too large",
+        Kind::RateLimited => "The upstream rate-limited the request",
+        Kind::ServerError => "The upstream failed with a server error",
+        Kind::Timeout => "The upstream did not answer in time",
+        Kind::ConnectError => "The upstream could not be reached",
+        Kind::BadUpstreamResponse => "The upstream's answer is not the JSON that was due",
+        Kind::ContentFilter => "The provider's content filter blocked the output",
+        Kind::Length => "The output was cut at the token limit (finish_reason: length)",
+        Kind::EmptyData => "The upstream returned an empty `data` array",
+        Kind::EmptyContent => "The model returned no content and no tool calls",
+        Kind::InvalidJson => "The model's output is not valid JSON",
+        Kind::SchemaMismatch => "The model's output does not match the requested JSON schema",
+        Kind::StreamTruncated => "The stream ended before every choice had a finish_reason",
+        Kind::MalformedEvent => "The upstream sent a stream event that is not valid JSON",
+    };
+    match outcome.upstream_status {
+        Some(status) if !(200..=299).contains(&status) => {
+            format!("{what} (upstream status {status})")
+        }
+        Some(_) | None => what.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

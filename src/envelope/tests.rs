@@ -1,0 +1,357 @@
+//! Exact envelopes, the status table, redaction and header rules.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::classify::{classify, transport, TransportFailure};
+
+const KEY: &str = "sk-live-0123456789abcdef";
+
+fn ctx(attempts: u32) -> EnvelopeContext<'static> {
+    EnvelopeContext {
+        attempts,
+        request_id: "req-local-1",
+        secrets: &[KEY, ""],
+        max_attempts: 3,
+    }
+}
+
+fn json_of(bytes: &Bytes) -> Value {
+    serde_json::from_slice(bytes).expect("envelope is JSON")
+}
+
+fn upstream(status: u16, body: Value) -> Outcome {
+    let status = StatusCode::from_u16(status).expect("status");
+    classify(status, &HeaderMap::new(), body.to_string().as_bytes())
+}
+
+#[test]
+fn rate_limited_envelope_is_exact() {
+    let outcome = Outcome {
+        kind: Kind::RateLimited,
+        upstream_status: Some(429),
+        retry_after: Some(Duration::from_millis(2500)),
+        code: Some("rate_limit_exceeded".into()),
+        message: Some("Rate limit reached for gpt-4o".into()),
+        upstream_request_id: Some("req_up_9".into()),
+        ..Outcome::default()
+    };
+    assert_eq!(
+        json_of(&body(&outcome, &ctx(3))),
+        json!({"error": {
+            "message": "Rate limit reached for gpt-4o",
+            "type": "rate_limit_error",
+            "param": null,
+            "code": "rate_limit_exceeded",
+            "backstop": {
+                "class": "hard", "kind": "rate_limited", "retryable": true,
+                "attempts": 3, "upstream_status": 429,
+                "request_id": "req-local-1", "upstream_request_id": "req_up_9",
+                "hint": "Wait for retry-after, then back off exponentially with jitter and reduce concurrency"
+            }
+        }})
+    );
+}
+
+#[test]
+fn comet_500_invalid_request_goes_out_as_400_bad_request() {
+    let outcome = upstream(
+        500,
+        json!({"error": {"message": "field messages is required (request id: 2025ABC)",
+            "type": "comet_api_error", "param": "", "code": "invalid_request"}}),
+    );
+    assert_eq!(client_status(&outcome), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json_of(&body(&outcome, &ctx(1))),
+        json!({"error": {
+            "message": "field messages is required (request id: 2025ABC)",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": "invalid_request",
+            "backstop": {
+                "class": "hard", "kind": "bad_request", "retryable": false,
+                "attempts": 1, "upstream_status": 500,
+                "request_id": "req-local-1", "upstream_request_id": "2025ABC",
+                "hint": "Fix the request before retrying: check error.param, then validate `model`, `messages`, the JSON shape and field types"
+            }
+        }})
+    );
+}
+
+#[test]
+fn gateway_timeout_without_message_gets_a_default_one() {
+    let outcome = Outcome::of(Kind::Timeout);
+    assert_eq!(client_status(&outcome), StatusCode::GATEWAY_TIMEOUT);
+    let envelope = json_of(&body(&outcome, &ctx(3)));
+    assert_eq!(
+        envelope["error"]["message"],
+        "The upstream did not answer in time"
+    );
+    assert_eq!(envelope["error"]["type"], "timeout_error");
+    assert_eq!(
+        envelope["error"]["backstop"]["upstream_status"],
+        Value::Null
+    );
+    assert_eq!(
+        envelope["error"]["backstop"]["upstream_request_id"],
+        Value::Null
+    );
+    // An upstream error status without a message is named in the default.
+    let empty_503 = Outcome {
+        upstream_status: Some(503),
+        ..Outcome::of(Kind::ServerError)
+    };
+    assert_eq!(
+        json_of(&body(&empty_503, &ctx(3)))["error"]["message"],
+        "The upstream failed with a server error (upstream status 503)"
+    );
+}
+
+#[test]
+fn soft_failure_envelope_carries_model_and_finish_reason() {
+    let outcome = Outcome {
+        kind: Kind::ContentFilter,
+        upstream_status: Some(200),
+        message: Some("The output was blocked by the content filter".into()),
+        model: Some("gpt-5.4-mini".into()),
+        finish_reason: Some("content_filter".into()),
+        ..Outcome::default()
+    };
+    assert_eq!(client_status(&outcome), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json_of(&body(&outcome, &ctx(1))),
+        json!({"error": {
+            "message": "The output was blocked by the content filter",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": null,
+            "backstop": {
+                "class": "soft", "kind": "content_filter", "retryable": false,
+                "attempts": 1, "upstream_status": 200,
+                "request_id": "req-local-1", "upstream_request_id": null,
+                "hint": "Rephrase the prompt; avoid the specific names or topics the provider's safety filter blocks",
+                "model": "gpt-5.4-mini", "finish_reason": "content_filter"
+            }
+        }})
+    );
+}
+
+#[test]
+fn status_table() {
+    let with = |kind: Kind, status: Option<u16>| Outcome {
+        upstream_status: status,
+        ..Outcome::of(kind)
+    };
+    let rows = [
+        (with(Kind::Ok, Some(200)), 200),
+        (with(Kind::Ok, Some(201)), 201),
+        (with(Kind::Ok, None), 200),
+        (with(Kind::BadRequest, Some(400)), 400),
+        (with(Kind::BadRequest, Some(422)), 422),
+        (with(Kind::BadRequest, Some(500)), 400),
+        (with(Kind::BadRequest, None), 400),
+        (with(Kind::ContextLengthExceeded, Some(400)), 400),
+        (with(Kind::ContextLengthExceeded, None), 400),
+        (with(Kind::Unauthorized, Some(401)), 401),
+        (with(Kind::Unauthorized, None), 401),
+        (with(Kind::Forbidden, Some(403)), 403),
+        (with(Kind::QuotaExceeded, Some(403)), 403),
+        (with(Kind::QuotaExceeded, Some(429)), 429),
+        (with(Kind::QuotaExceeded, None), 429),
+        (with(Kind::NotFound, Some(404)), 404),
+        (with(Kind::PayloadTooLarge, None), 413),
+        (with(Kind::PayloadTooLarge, Some(413)), 413),
+        (with(Kind::RateLimited, Some(429)), 429),
+        (with(Kind::RateLimited, Some(200)), 429),
+        (with(Kind::RateLimited, None), 429),
+        (with(Kind::ServerError, Some(502)), 502),
+        (with(Kind::ServerError, Some(503)), 503),
+        (with(Kind::ServerError, Some(200)), 500),
+        (with(Kind::ServerError, None), 500),
+        (with(Kind::Timeout, Some(504)), 504),
+        (with(Kind::Timeout, Some(524)), 524),
+        (with(Kind::Timeout, Some(408)), 408),
+        (with(Kind::Timeout, None), 504),
+        (with(Kind::ConnectError, None), 502),
+        (with(Kind::BadUpstreamResponse, Some(301)), 502),
+        (with(Kind::BadUpstreamResponse, Some(200)), 502),
+        (with(Kind::ContentFilter, Some(400)), 400),
+        (with(Kind::ContentFilter, Some(200)), 400),
+        (with(Kind::Length, Some(200)), 502),
+        (with(Kind::EmptyData, Some(200)), 502),
+        (with(Kind::EmptyContent, Some(200)), 502),
+        (with(Kind::InvalidJson, Some(200)), 502),
+        (with(Kind::SchemaMismatch, Some(200)), 502),
+        (with(Kind::StreamTruncated, Some(200)), 502),
+        (with(Kind::MalformedEvent, Some(200)), 502),
+    ];
+    for (outcome, status) in rows {
+        assert_eq!(client_status(&outcome).as_u16(), status, "{outcome:?}");
+    }
+    // Transport failures.
+    let connect = transport(TransportFailure::Connect, "refused");
+    assert_eq!(client_status(&connect), StatusCode::BAD_GATEWAY);
+    let first_byte = transport(TransportFailure::FirstByteTimeout, "");
+    assert_eq!(client_status(&first_byte), StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[test]
+fn hints_are_specific() {
+    let redirect = Outcome {
+        upstream_status: Some(301),
+        ..Outcome::of(Kind::BadUpstreamResponse)
+    };
+    assert_eq!(
+        hint(&redirect),
+        "The upstream base URL is probably wrong: it must include /v1 (e.g. https://api.cometapi.com/v1)"
+    );
+    assert_eq!(
+        hint(&Outcome::of(Kind::Unauthorized)),
+        "Check the header is exactly `Authorization: Bearer <key>` and the key is current"
+    );
+    assert_eq!(
+        hint(&Outcome::of(Kind::ContextLengthExceeded)),
+        "Reduce the messages or max_tokens to fit the model's context window"
+    );
+    let own_413 = Outcome::of(Kind::PayloadTooLarge);
+    let upstream_413 = Outcome {
+        upstream_status: Some(413),
+        ..Outcome::of(Kind::PayloadTooLarge)
+    };
+    assert_ne!(hint(&own_413), hint(&upstream_413));
+    for kind in Kind::ALL {
+        let line = hint(&Outcome::of(kind));
+        assert!(!line.is_empty() && !line.contains('\n'), "{kind}");
+    }
+}
+
+#[test]
+fn secrets_are_redacted_from_upstream_text() {
+    let outcome = Outcome {
+        kind: Kind::Unauthorized,
+        upstream_status: Some(401),
+        message: Some(format!(
+            "Incorrect API key provided: {KEY}. Key {KEY}-x too."
+        )),
+        param: Some(format!("key={KEY}")),
+        code: Some(KEY.to_owned()),
+        upstream_request_id: Some(KEY.to_owned()),
+        ..Outcome::default()
+    };
+    let bytes = body(&outcome, &ctx(1));
+    let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
+    assert!(!text.contains(KEY), "{text}");
+    let envelope = json_of(&bytes);
+    assert_eq!(
+        envelope["error"]["message"],
+        "Incorrect API key provided: [REDACTED]. Key [REDACTED]-x too."
+    );
+    assert_eq!(envelope["error"]["param"], "key=[REDACTED]");
+    assert_eq!(envelope["error"]["code"], "[REDACTED]");
+    // The longest secret goes first, an empty one does nothing.
+    assert_eq!(
+        redact("a sk-1234 b", &["sk-1", "sk-1234", ""]),
+        "a [REDACTED] b"
+    );
+    assert_eq!(redact("plain", &[""]), "plain");
+    // Also on a stream's error event.
+    let event = sse_error_event(&outcome, &ctx(1));
+    assert!(!String::from_utf8_lossy(&event).contains(KEY));
+}
+
+#[test]
+fn header_rules() {
+    let get =
+        |map: &HeaderMap, name: &str| map.get(name).map(|v| v.to_str().expect("ascii").to_owned());
+    let rate = |wait: Option<Duration>| Outcome {
+        retry_after: wait,
+        upstream_status: Some(429),
+        ..Outcome::of(Kind::RateLimited)
+    };
+
+    let map = headers(&rate(None), &ctx(3));
+    assert_eq!(
+        get(&map, "content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(get(&map, "x-backstop-attempts").as_deref(), Some("3"));
+    assert_eq!(get(&map, "x-backstop-class").as_deref(), Some("hard"));
+    assert_eq!(
+        get(&map, "x-backstop-kind").as_deref(),
+        Some("rate_limited")
+    );
+    assert_eq!(get(&map, "x-should-retry").as_deref(), Some("false"));
+    assert_eq!(get(&map, "retry-after").as_deref(), Some("1"));
+
+    // retry-after: ceil, clamped to [1, 60], only on rate_limited.
+    for (wait, expected) in [(200, "1"), (2500, "3"), (90_000, "60"), (0, "1")] {
+        let map = headers(&rate(Some(Duration::from_millis(wait))), &ctx(3));
+        assert_eq!(
+            get(&map, "retry-after").as_deref(),
+            Some(expected),
+            "{wait} ms"
+        );
+    }
+    let server = Outcome {
+        retry_after: Some(Duration::from_secs(5)),
+        ..Outcome::of(Kind::ServerError)
+    };
+    assert_eq!(get(&headers(&server, &ctx(3)), "retry-after"), None);
+
+    // x-should-retry: absent on success, and on a retryable failure when
+    // the gateway does not retry (max_attempts = 1); never "true".
+    let single = EnvelopeContext {
+        max_attempts: 1,
+        ..ctx(1)
+    };
+    let rows = [
+        (Kind::Ok, ctx(1), None),
+        (Kind::ServerError, ctx(3), Some("false")),
+        (Kind::ServerError, single, None),
+        (Kind::Timeout, single, None),
+        (Kind::RateLimited, single, None),
+        (Kind::ConnectError, single, None),
+        (Kind::BadRequest, single, Some("false")),
+        (Kind::ContentFilter, single, Some("false")),
+        (Kind::EmptyContent, ctx(2), Some("false")),
+    ];
+    for (kind, context, expected) in rows {
+        let map = headers(&Outcome::of(kind), &context);
+        assert_eq!(get(&map, "x-should-retry").as_deref(), expected, "{kind}");
+        assert_eq!(get(&map, "x-backstop-kind").as_deref(), Some(kind.as_str()));
+        assert_eq!(
+            get(&map, "x-backstop-class").as_deref(),
+            Some(kind.class().as_str())
+        );
+    }
+    // The gateway's own 413: zero attempts.
+    let own = headers(&Outcome::of(Kind::PayloadTooLarge), &ctx(0));
+    assert_eq!(get(&own, "x-backstop-attempts").as_deref(), Some("0"));
+}
+
+#[test]
+fn response_and_sse_event_carry_the_same_envelope() {
+    let outcome = upstream(
+        503,
+        json!({"error": {"message": "overloaded", "type": "server_error"}}),
+    );
+    let res = response(&outcome, &ctx(3));
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers(), &headers(&outcome, &ctx(3)));
+    assert_eq!(res.body(), &body(&outcome, &ctx(3)));
+
+    let event = sse_error_event(&outcome, &ctx(3));
+    let text = std::str::from_utf8(&event).expect("utf-8");
+    let data = text
+        .strip_prefix("data: ")
+        .and_then(|t| t.strip_suffix("\n\n"))
+        .expect("one event");
+    assert!(!data.contains('\n'));
+    assert_eq!(
+        serde_json::from_str::<Value>(data).expect("json"),
+        json_of(res.body())
+    );
+    assert_eq!(json_of(res.body())["error"]["message"], "overloaded");
+}
