@@ -2,16 +2,22 @@
 //! APIs. [`app`] assembles the stack (and documents its order); [`server`]
 //! serves it; `main.rs` only wires configuration and logging to them.
 
+pub mod admit;
+pub mod app;
 pub mod classify;
 pub mod config;
 pub mod context;
 pub mod envelope;
 pub mod metrics;
 pub mod mock;
+pub mod observe;
 pub mod outcome;
 pub mod preflight;
 pub mod proxy;
+pub mod respond;
 pub mod retry;
 pub mod route;
+pub mod server;
+pub mod sse;
 pub mod taxonomy;
 pub mod telemetry;

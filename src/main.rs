@@ -1,1 +1,76 @@
-fn main() {}
+//! The `backstop` binary: parse the command line, load the configuration,
+//! start logging, serve until SIGTERM/SIGINT.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A resilience gateway for OpenAI-compatible APIs.
+#[derive(Parser)]
+#[command(name = "backstop", version, about)]
+struct Cli {
+    /// Config file (TOML). Default: config/backstop.toml when present.
+    #[arg(long, env = "BACKSTOP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format, overriding `log.format`: text or json.
+    #[arg(long, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut config = match backstop::config::load(cli.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("backstop: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(format) = cli.log_format.as_deref() {
+        config.log.format = match format {
+            "json" => backstop::config::LogFormat::Json,
+            _ => backstop::config::LogFormat::Text,
+        };
+    }
+    backstop::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("backstop: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("backstop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: backstop::config::Config) -> std::io::Result<()> {
+    let config = std::sync::Arc::new(config);
+    let app = backstop::app::build(config.clone()).map_err(std::io::Error::other)?;
+    let addr = config.listen_addr().map_err(std::io::Error::other)?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, upstream = %config.upstream_base(), "backstop listening");
+    // One machine-readable line on stdout for scripts and test harnesses.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "backstop listening on http://{local}");
+    let _ = out.flush();
+    backstop::server::serve(
+        listener,
+        app,
+        backstop::server::shutdown_signal(),
+        backstop::config::ms(config.shutdown.drain_timeout_ms),
+    )
+    .await
+}

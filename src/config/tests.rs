@@ -121,9 +121,11 @@ fn expand_table() {
 }
 
 /// (file, env, expected key, expected origin is env?, message fragment)
+type ErrorCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, bool, &'a str);
+
 #[test]
 fn errors_name_the_key_and_where_it_came_from() {
-    let cases: &[(&str, &[(&str, &str)], &str, bool, &str)] = &[
+    let cases: &[ErrorCase] = &[
         (
             "[retry]\nmax_attempts = 0\n",
             &[],

@@ -7,3 +7,5 @@
 
 pub mod after;
 pub mod backoff;
+pub mod layer;
+pub mod policy;

@@ -1,0 +1,161 @@
+//! The one place the gateway is assembled.
+//!
+//! Ops endpoints (`/healthz`, `/readyz`, `/metrics`) answer directly; every
+//! `/v1/*` request goes through the proxy stack, outermost first:
+//!
+//! 1. `observe` — request id, span, in-flight gauge; metrics and the one log
+//!    line per request when the answer's last byte is gone (so a stream's
+//!    final kind counts).
+//! 2. `catch_panic` — a bug answers a 500 envelope instead of dropping the
+//!    connection (belt and braces: the request path is written not to panic).
+//! 3. `admit` — buffers the body under the size limit (413 never reaches the
+//!    upstream), runs pre-flight checks, reads the request's facts once, and
+//!    renders the final attempt as the answer or the envelope.
+//! 4. `retry` — replays the buffered request while the policy allows, within
+//!    `max_attempts`, the shared retry budget and the deadline.
+//! 5. `attempt` — one upstream exchange under its first-byte timeout,
+//!    classified; lazy headers for streams.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use http::{header, Response, StatusCode};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::admit::AdmitLayer;
+use crate::config::Config;
+use crate::envelope::{self, EnvelopeContext};
+use crate::metrics::Metrics;
+use crate::observe::ObserveLayer;
+use crate::outcome::Outcome;
+use crate::proxy::attempt::AttemptService;
+use crate::proxy::upstream::Upstream;
+use crate::retry::layer::RetryLayer;
+use crate::taxonomy::Kind;
+
+/// The assembled gateway: its router and the handles the server and tests use.
+#[derive(Clone)]
+pub struct App {
+    pub router: Router,
+    pub metrics: Arc<Metrics>,
+    /// `/readyz` answers 200 while this is true (set once serving, cleared
+    /// when draining).
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Why the gateway could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("upstream HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+#[derive(Clone)]
+struct Ops {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Builds the gateway for a validated configuration.
+pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
+    let metrics = Arc::new(Metrics::new(config.metrics.max_model_labels)?);
+    let upstream = Arc::new(Upstream::new(&config.upstream)?);
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let proxy = ServiceBuilder::new()
+        .layer(ObserveLayer::new(metrics.clone()))
+        .map_response(|r: Response<_>| r.map(Body::new))
+        .layer(CatchPanicLayer::custom(panic_answer))
+        .layer(AdmitLayer::new(config.clone()))
+        .layer(RetryLayer::new(
+            config.retry.clone(),
+            config.inspect.clone(),
+            metrics.clone(),
+        ))
+        .service(AttemptService::new(upstream, metrics.clone()));
+
+    let ops = Ops {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route_service("/v1/{*rest}", proxy)
+        .fallback(not_found)
+        .with_state(ops);
+    Ok(App {
+        router,
+        metrics,
+        ready,
+    })
+}
+
+async fn readyz(State(ops): State<Ops>) -> (StatusCode, &'static str) {
+    if ops.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics_text(State(ops): State<Ops>) -> Response<Body> {
+    Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(Body::from(ops.metrics.render()))
+        .unwrap_or_default()
+}
+
+/// Paths outside `/v1` and the ops endpoints: a 404 envelope that says where
+/// the API lives.
+async fn not_found(uri: http::Uri) -> Response<Body> {
+    let outcome = Outcome::gateway(
+        Kind::NotFound,
+        format!(
+            "backstop serves the OpenAI API under /v1/ (got {}): set the SDK's base_url to http://<gateway>/v1",
+            uri.path()
+        ),
+    );
+    gateway_envelope(&outcome)
+}
+
+fn panic_answer(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<String> {
+    let outcome = Outcome::gateway(
+        Kind::ServerError,
+        "backstop hit an internal error while handling this request; it has been logged",
+    );
+    tracing::error!("panic in the request path");
+    gateway_envelope(&outcome).map(|_| envelope_text(&outcome))
+}
+
+fn gateway_envelope(outcome: &Outcome) -> Response<Body> {
+    envelope::response(outcome, &gateway_context(&uuid())).map(Body::from)
+}
+
+fn envelope_text(outcome: &Outcome) -> String {
+    String::from_utf8_lossy(&envelope::body(outcome, &gateway_context(&uuid()))).into_owned()
+}
+
+fn gateway_context(request_id: &str) -> EnvelopeContext<'_> {
+    EnvelopeContext {
+        attempts: 0,
+        request_id,
+        secrets: &[],
+        max_attempts: 1,
+    }
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,214 @@
+//! Observation (the outermost layer of the proxy stack): gives the request
+//! its id (the client's `x-request-id` or a new UUID), opens its [`Ledger`]
+//! and tracing span, holds the in-flight gauge, and — when the answer's last
+//! byte has gone or the client went away — closes the ledger into metrics
+//! and one log line. Closing at the end of the body, not at the headers, is
+//! what makes a stream's final kind count.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use http_body::{Frame, SizeHint};
+use tower::{Layer, Service};
+use tracing::{field, Instrument, Span};
+
+use crate::context::Ledger;
+use crate::metrics::Metrics;
+use crate::proxy::headers::REQUEST_ID;
+use crate::route;
+use crate::taxonomy::Class;
+
+/// Layer that observes every proxied request.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl ObserveLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        ObserveLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The observing service.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request<Body>> for Observe<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let request_id = request_id(req.headers().get(REQUEST_ID));
+        let route = route::normalize(req.uri().path());
+        let ledger = Ledger::new(request_id.clone(), route);
+        req.extensions_mut().insert(ledger.clone());
+        let span = tracing::info_span!(
+            "request",
+            request_id = %ledger.request_id_str(),
+            method = %req.method(),
+            route,
+            status = field::Empty,
+            attempts = field::Empty,
+            kind = field::Empty,
+            latency_ms = field::Empty,
+        );
+        self.metrics.inflight.with_label_values(&[route]).inc();
+        let closer = Closer {
+            ledger,
+            metrics: self.metrics.clone(),
+            span: span.clone(),
+            closed: false,
+        };
+        let fut = self.inner.call(req).instrument(span);
+        Box::pin(async move {
+            let Ok(mut resp) = fut.await;
+            resp.headers_mut().insert(REQUEST_ID, request_id);
+            Ok(resp.map(|inner| {
+                Body::new(ObservedBody {
+                    inner,
+                    closer: Some(closer),
+                })
+            }))
+        })
+    }
+}
+
+/// The client's request id when it is a sane header value (visible ASCII,
+/// at most 128 bytes), else a new UUID.
+fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
+    client
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown"))
+        })
+}
+
+/// Closes a ledger exactly once: at the end of the body or when it is
+/// dropped (client gone), whichever comes first.
+struct Closer {
+    ledger: Arc<Ledger>,
+    metrics: Arc<Metrics>,
+    span: Span,
+    closed: bool,
+}
+
+impl Closer {
+    fn close(&mut self, completed: bool) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        let entry = self.ledger.entry().clone();
+        let route = self.ledger.route;
+        let elapsed = self.ledger.started.elapsed();
+        let model = self.metrics.model_label(entry.model.as_deref());
+        let kind = entry.outcome.kind;
+        self.metrics.inflight.with_label_values(&[route]).dec();
+        self.metrics
+            .record_request(route, &model, kind, elapsed.as_secs_f64());
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        self.span.record("status", entry.status);
+        self.span.record("attempts", entry.attempts);
+        self.span.record("kind", kind.as_str());
+        self.span.record("latency_ms", latency_ms);
+        let _in = self.span.enter();
+        let o = &entry.outcome;
+        match kind.class() {
+            Class::None => tracing::info!(completed, "request finished"),
+            Class::Hard | Class::Soft | Class::Silent => tracing::warn!(
+                completed,
+                class = kind.class().as_str(),
+                model = entry.model.as_deref().unwrap_or(""),
+                upstream_status = o.upstream_status,
+                upstream_code = o.code.as_deref().unwrap_or(""),
+                upstream_message = o.message.as_deref().unwrap_or(""),
+                upstream_request_id = o.upstream_request_id.as_deref().unwrap_or(""),
+                "request failed"
+            ),
+        }
+    }
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.close(false);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body, watched for its end.
+    struct ObservedBody {
+        #[pin]
+        inner: Body,
+        closer: Option<Closer>,
+    }
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(mut c) = this.closer.take() {
+                    c.close(true);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(mut c) = this.closer.take() {
+                    c.close(false);
+                }
+            }
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,166 @@
+//! The retry decision, apart from the mechanism that carries it out (the
+//! [`super::layer`]): given what the last attempt came to and what is left
+//! (attempts, time), retry after how long — or stop, and why.
+
+use std::time::Duration;
+
+use crate::outcome::Outcome;
+
+/// Everything the decision reads about one finished attempt.
+#[derive(Debug, Clone)]
+pub struct Step<'a> {
+    pub outcome: &'a Outcome,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// Whether this outcome's kind may be retried at all: the taxonomy for
+    /// hard kinds, the `[inspect]` policy for soft and silent ones.
+    pub retryable: bool,
+    /// The client retries by itself and the gateway was told not to stack
+    /// its own retries on top.
+    pub defer_to_client: bool,
+    /// The jittered backoff drawn for this retry.
+    pub backoff: Duration,
+    pub max_retry_after: Duration,
+    /// Time left until the request's deadline.
+    pub remaining: Duration,
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Wait this long, then attempt again (if the budget allows).
+    Retry(Duration),
+    /// Answer the client with this attempt.
+    Stop(Stop),
+}
+
+/// Why the attempt goes back to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Success,
+    NotRetryable,
+    AttemptsExhausted,
+    ClientRetries,
+    /// The upstream asked for a wait longer than `max_retry_after_ms`.
+    RetryAfterTooLong,
+    /// The wait would end past the request's deadline.
+    DeadlineTooClose,
+}
+
+/// Decides what follows an attempt. Pure: no clock, no randomness.
+pub fn decide(step: &Step<'_>) -> Decision {
+    if step.outcome.is_ok() {
+        return Decision::Stop(Stop::Success);
+    }
+    if !step.retryable {
+        return Decision::Stop(Stop::NotRetryable);
+    }
+    if step.attempts >= step.max_attempts {
+        return Decision::Stop(Stop::AttemptsExhausted);
+    }
+    if step.defer_to_client {
+        return Decision::Stop(Stop::ClientRetries);
+    }
+    let asked = step.outcome.retry_after.unwrap_or(Duration::ZERO);
+    if asked > step.max_retry_after {
+        return Decision::Stop(Stop::RetryAfterTooLong);
+    }
+    let wait = step.backoff.max(asked);
+    if wait >= step.remaining {
+        return Decision::Stop(Stop::DeadlineTooClose);
+    }
+    Decision::Retry(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::taxonomy::Kind;
+
+    fn step(outcome: &Outcome) -> Step<'_> {
+        Step {
+            outcome,
+            attempts: 1,
+            max_attempts: 3,
+            retryable: true,
+            defer_to_client: false,
+            backoff: Duration::from_millis(300),
+            max_retry_after: Duration::from_secs(30),
+            remaining: Duration::from_secs(600),
+        }
+    }
+
+    fn with_retry_after(kind: Kind, secs: u64) -> Outcome {
+        Outcome {
+            retry_after: Some(Duration::from_secs(secs)),
+            ..Outcome::of(kind)
+        }
+    }
+
+    #[test]
+    fn decisions_table() {
+        let ok = Outcome::ok(200);
+        let failed = Outcome::of(Kind::ServerError);
+        let asks_2s = with_retry_after(Kind::RateLimited, 2);
+        let asks_60s = with_retry_after(Kind::RateLimited, 60);
+        let ms = Duration::from_millis;
+        let cases: Vec<(&str, Step<'_>, Decision)> = vec![
+            ("success", step(&ok), Decision::Stop(Stop::Success)),
+            ("backoff", step(&failed), Decision::Retry(ms(300))),
+            (
+                "not retryable",
+                Step {
+                    retryable: false,
+                    ..step(&failed)
+                },
+                Decision::Stop(Stop::NotRetryable),
+            ),
+            (
+                "attempts exhausted",
+                Step {
+                    attempts: 3,
+                    ..step(&failed)
+                },
+                Decision::Stop(Stop::AttemptsExhausted),
+            ),
+            (
+                "client retries",
+                Step {
+                    defer_to_client: true,
+                    ..step(&failed)
+                },
+                Decision::Stop(Stop::ClientRetries),
+            ),
+            (
+                "retry-after is a lower bound",
+                step(&asks_2s),
+                Decision::Retry(ms(2000)),
+            ),
+            (
+                "backoff above retry-after wins",
+                Step {
+                    backoff: ms(2500),
+                    ..step(&asks_2s)
+                },
+                Decision::Retry(ms(2500)),
+            ),
+            (
+                "retry-after too long",
+                step(&asks_60s),
+                Decision::Stop(Stop::RetryAfterTooLong),
+            ),
+            (
+                "wait past the deadline",
+                Step {
+                    remaining: ms(1999),
+                    ..step(&asks_2s)
+                },
+                Decision::Stop(Stop::DeadlineTooClose),
+            ),
+        ];
+        for (name, s, want) in cases {
+            assert_eq!(decide(&s), want, "{name}");
+        }
+    }
+}

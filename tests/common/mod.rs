@@ -1,0 +1,43 @@
+//! Shared test harness: a gateway started in-process on `127.0.0.1:0` in
+//! front of an upstream (the chaos mock, or a scripted one written in the
+//! test), and a plain HTTP client.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod scripted;
+
+use backstop::config::Config;
+use backstop::server::{self, Running};
+
+/// Starts a gateway in front of `upstream` (a base URL with `/v1`), with
+/// fast retry delays; `tweak` adjusts the config further.
+pub async fn gateway(upstream: &str, tweak: impl FnOnce(&mut Config)) -> Running {
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        ..Config::default()
+    };
+    config.upstream.url = upstream.to_string();
+    config.retry.base_delay_ms = 1;
+    config.retry.max_delay_ms = 5;
+    config.shutdown.drain_timeout_ms = 5_000;
+    tweak(&mut config);
+    config.validate().expect("test config must be valid");
+    server::start(config).await.expect("gateway starts")
+}
+
+/// A client that never retries and never follows redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A minimal chat request body.
+pub fn chat(stream: bool) -> serde_json::Value {
+    serde_json::json!({
+        "model": "test-model",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+    })
+}
