@@ -4,19 +4,17 @@
 //! envelope via [`crate::envelope`], the one mapping from outcome to error.
 
 use axum::body::Body;
-use http::{HeaderName, HeaderValue, Response};
+use http::{HeaderValue, Response};
 
 use crate::config::{InspectConfig, Policy};
 use crate::context::Ledger;
-use crate::envelope::{self, EnvelopeContext};
+use crate::envelope::{
+    self, EnvelopeContext, X_BACKSTOP_ATTEMPTS, X_BACKSTOP_CLASS, X_BACKSTOP_KIND,
+};
 use crate::outcome::Outcome;
 use crate::proxy::attempt::Attempt;
 use crate::retry::layer::inspect_policy;
 use crate::taxonomy::Class;
-
-pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-backstop-attempts");
-pub const CLASS: HeaderName = HeaderName::from_static("x-backstop-class");
-pub const KIND: HeaderName = HeaderName::from_static("x-backstop-kind");
 
 /// What rendering needs besides the attempt.
 pub struct RenderContext<'a> {
@@ -65,9 +63,15 @@ pub fn error(outcome: Outcome, attempts: u32, ctx: &RenderContext<'_>) -> Respon
 
 /// Adds `x-backstop-attempts/class/kind` to a forwarded answer.
 pub fn annotate(headers: &mut http::HeaderMap, outcome: &Outcome, attempts: u32) {
-    headers.insert(ATTEMPTS, HeaderValue::from(attempts));
-    headers.insert(CLASS, HeaderValue::from_static(outcome.class().as_str()));
-    headers.insert(KIND, HeaderValue::from_static(outcome.kind.as_str()));
+    headers.insert(X_BACKSTOP_ATTEMPTS, HeaderValue::from(attempts));
+    headers.insert(
+        X_BACKSTOP_CLASS,
+        HeaderValue::from_static(outcome.class().as_str()),
+    );
+    headers.insert(
+        X_BACKSTOP_KIND,
+        HeaderValue::from_static(outcome.kind.as_str()),
+    );
 }
 
 fn note(ledger: &Ledger, outcome: Outcome, status: u16) {

@@ -217,3 +217,7 @@ fn replay(req: &Request<Bytes>) -> Request<Bytes> {
     *copy.extensions_mut() = req.extensions().clone();
     copy
 }
+
+#[cfg(test)]
+#[path = "layer_tests.rs"]
+mod tests;
