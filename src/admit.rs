@@ -140,7 +140,8 @@ where
     ledger.entry().model = facts.model.clone();
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(facts);
-    let Ok(attempt) = inner.oneshot(req).await;
+    let Ok(mut attempt) = inner.oneshot(req).await;
+    attempt.outcome.redact(&secrets);
     respond::render(attempt, &render)
 }
 

@@ -19,7 +19,7 @@ use crate::retry::backoff;
 use crate::taxonomy::Kind;
 
 /// What replaces a secret found in upstream text.
-pub const REDACTED: &str = "[REDACTED]";
+pub use crate::outcome::REDACTED;
 
 /// `x-backstop-attempts`: upstream attempts made for this request.
 pub const X_BACKSTOP_ATTEMPTS: HeaderName = HeaderName::from_static("x-backstop-attempts");
@@ -275,14 +275,8 @@ fn is_redirect(status: u16) -> bool {
     (300..=399).contains(&status)
 }
 
-/// `text` with every non-empty secret replaced by [`REDACTED`], longest
-/// first (so a secret that contains another is removed whole).
 fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets.into_iter().fold(text.to_owned(), |text, secret| {
-        text.replace(secret, REDACTED)
-    })
+    crate::outcome::redact(text, secrets)
 }
 
 /// The message when the upstream gave none.

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::taxonomy::{Class, Kind};
 
+/// What stands in for a secret in any text the gateway passes on.
+pub const REDACTED: &str = "[REDACTED]";
+
 /// The classification of one answer plus the upstream details the envelope
 /// and the logs need. Built by `classify` (hard failures) and `inspect`
 /// (soft / silent ones); never by hand elsewhere except for the gateway's own
@@ -65,5 +68,63 @@ impl Outcome {
 
     pub fn is_ok(&self) -> bool {
         self.kind == Kind::Ok
+    }
+}
+
+impl Outcome {
+    /// Replaces every secret (API keys: the client's, the configured one)
+    /// in the upstream-supplied texts, so neither the envelope nor a log
+    /// line can carry a key an upstream echoed back.
+    pub fn redact(&mut self, secrets: &[&str]) {
+        for text in [
+            &mut self.message,
+            &mut self.code,
+            &mut self.param,
+            &mut self.upstream_request_id,
+            &mut self.model,
+            &mut self.finish_reason,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if secrets.iter().any(|s| !s.is_empty() && text.contains(s)) {
+                *text = redact(text, secrets);
+            }
+        }
+    }
+}
+
+/// `text` with every non-empty secret replaced by [`REDACTED`], longest
+/// first (so a key that contains another is removed whole).
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.into_iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret, REDACTED)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_covers_every_upstream_text() {
+        let mut o = Outcome {
+            message: Some("Incorrect API key provided: sk-abc".into()),
+            code: Some("sk-abc".into()),
+            param: None,
+            ..Outcome::of(Kind::Unauthorized)
+        };
+        o.redact(&["", "sk-abc"]);
+        assert_eq!(
+            o.message.as_deref(),
+            Some("Incorrect API key provided: [REDACTED]")
+        );
+        assert_eq!(o.code.as_deref(), Some("[REDACTED]"));
+        assert_eq!(
+            redact("k=sk-abcdef", &["sk-abc", "sk-abcdef"]),
+            "k=[REDACTED]"
+        );
     }
 }

@@ -200,6 +200,15 @@ fn apply_env(
         };
         let key = path.join(".");
         let source = || Source::Env(var.clone());
+        // Variables outside the config's top-level names (e.g. a test
+        // harness's BACKSTOP_BIN_DIR) are not ours; a misspelt key inside a
+        // known table is an error, so typos never pass silently.
+        if path
+            .first()
+            .is_none_or(|top| lookup(&defaults, std::slice::from_ref(top)).is_none())
+        {
+            continue;
+        }
         let Some(default) = lookup(&defaults, &path) else {
             return Err(ConfigError::invalid(source(), key, "no such config key"));
         };

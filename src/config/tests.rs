@@ -60,6 +60,7 @@ fn file_values_and_env_overrides_with_env_winning() {
             ("BACKSTOP_PREFLIGHT__STRICT", "true"),
             ("BACKSTOP_RETRY__BUDGET_RATIO", "1"),
             ("UNRELATED", "x"),
+            ("BACKSTOP_BIN_DIR", "not a config key: ignored"),
         ],
     )
     .unwrap();
@@ -192,8 +193,8 @@ fn errors_name_the_key_and_where_it_came_from() {
         ),
         (
             "",
-            &[("BACKSTOP_NOPE", "1")],
-            "nope",
+            &[("BACKSTOP_RETRY__NOPE", "1")],
+            "retry.nope",
             true,
             "no such config key",
         ),

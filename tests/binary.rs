@@ -1,0 +1,165 @@
+//! The `backstop` binary as users run it: bad configuration exits non-zero
+//! naming the key; logs at every level never carry an API key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+
+use common::scripted::{Answer, Scripted};
+
+const BIN: &str = env!("CARGO_BIN_EXE_backstop");
+
+fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_env_value_exits_2_naming_the_key_and_the_variable() {
+    let (code, stderr) = run_to_exit(&[], &[("BACKSTOP_RETRY__MAX_ATTEMPTS", "0")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "backstop: invalid config (environment variable BACKSTOP_RETRY__MAX_ATTEMPTS): retry.max_attempts: must be between 1 and 10, got 0"
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_file_exits_2_naming_the_key_and_the_file() {
+    let path = std::env::temp_dir().join(format!("backstop-bad-{}.toml", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(b"[upstream]\nurll = \"http://x/v1\"\n")
+        .unwrap();
+    let (code, stderr) = run_to_exit(&["--config", path.to_str().unwrap()], &[]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("upstream.urll"), "{stderr}");
+    assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_exits_2() {
+    let (code, stderr) = run_to_exit(&["--config", "/nonexistent/backstop.toml"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/backstop.toml"), "{stderr}");
+}
+
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Starts the binary and reads its address from the first stdout line.
+fn spawn(env: &[(&str, &str)]) -> Gateway {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("BACKSTOP_LISTEN", "127.0.0.1:0")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("backstop listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Gateway { child, base }
+}
+
+fn sigterm(child: &Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn keys_never_reach_the_logs_at_trace_level_in_either_format() {
+    const CLIENT_KEY: &str = "sk-client-SECRET-4f1d";
+    const CONFIG_KEY: &str = "sk-config-SECRET-9a2b";
+    let up = Scripted::start(|seen, _| {
+        // Echo the key back in an error message, as some providers do.
+        let auth = seen
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        Answer::json(
+            401,
+            &format!(r#"{{"error":{{"message":"bad key {auth}","code":"invalid_api_key"}}}}"#),
+        )
+    })
+    .await;
+    for format in ["text", "json"] {
+        let mut gw = spawn(&[
+            ("BACKSTOP_UPSTREAM", &up.base_url()),
+            ("BACKSTOP_UPSTREAM__API_KEY", CONFIG_KEY),
+            ("BACKSTOP_LOG__FORMAT", format),
+            ("RUST_LOG", "trace"),
+        ]);
+        let c = common::client();
+        for auth in [
+            Some(format!("Bearer {CLIENT_KEY}")),
+            None,
+            Some(CLIENT_KEY.to_string()),
+        ] {
+            let mut req = c
+                .post(format!("{}/v1/chat/completions", gw.base))
+                .json(&common::chat(false));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let resp = req.send().await.unwrap();
+            let text = resp.text().await.unwrap();
+            assert!(
+                !text.contains(CLIENT_KEY) && !text.contains(CONFIG_KEY),
+                "{text}"
+            );
+        }
+        sigterm(&gw.child);
+        let status = gw.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
+        let mut logs = String::new();
+        gw.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        assert!(
+            logs.contains("request failed"),
+            "the failures were logged: {logs}"
+        );
+        assert!(!logs.contains(CLIENT_KEY), "client key in {format} logs");
+        assert!(
+            !logs.contains(CONFIG_KEY),
+            "configured key in {format} logs"
+        );
+        assert!(!logs.contains("SECRET"), "a key fragment in {format} logs");
+    }
+}
