@@ -19,6 +19,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::config::{ms, Config};
 use crate::context::{Ledger, RequestFacts};
+use crate::inspect::layer::expectation;
 use crate::outcome::Outcome;
 use crate::preflight;
 use crate::proxy::attempt::Attempt;
@@ -136,7 +137,7 @@ where
         return respond::error(outcome, 0, &render);
     }
 
-    let facts = facts(&parts.headers, &body, config, &ledger);
+    let facts = facts(&parts, &body, config, &ledger, secrets_owned.clone());
     ledger.entry().model = facts.model.clone();
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(facts);
@@ -162,7 +163,14 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Reads the facts the inner layers need from headers and body, once.
-fn facts(headers: &HeaderMap, body: &Bytes, config: &Config, ledger: &Ledger) -> RequestFacts {
+fn facts(
+    parts: &http::request::Parts,
+    body: &Bytes,
+    config: &Config,
+    ledger: &Ledger,
+    secrets: Vec<String>,
+) -> RequestFacts {
+    let headers = &parts.headers;
     let json = if body.first().is_some_and(|b| *b == b'{') {
         serde_json::from_slice::<serde_json::Value>(body)
             .ok()
@@ -191,12 +199,15 @@ fn facts(headers: &HeaderMap, body: &Bytes, config: &Config, ledger: &Ledger) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u32>().ok())
         .is_some_and(|n| n > 0);
+    let expect = Arc::new(expectation(parts.uri.path(), json.as_deref()));
     RequestFacts {
         model,
         stream,
         deadline: ledger.started + timeout,
         client_retrying,
         json,
+        expect,
+        secrets: Arc::new(secrets),
     }
 }
 

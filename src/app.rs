@@ -13,7 +13,10 @@
 //!    renders the final attempt as the answer or the envelope.
 //! 4. `retry` — replays the buffered request while the policy allows, within
 //!    `max_attempts`, the shared retry budget and the deadline.
-//! 5. `attempt` — one upstream exchange under its first-byte timeout,
+//! 5. `inspect` — reads each successful attempt for soft and silent
+//!    failures (whole bodies, or streams under watch) so the retry layer
+//!    above can act on them; normalizes video task answers.
+//! 6. `attempt` — one upstream exchange under its first-byte timeout,
 //!    classified; lazy headers for streams.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +33,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::admit::AdmitLayer;
 use crate::config::Config;
 use crate::envelope::{self, EnvelopeContext};
+use crate::inspect::layer::InspectLayer;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::outcome::Outcome;
@@ -79,6 +83,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
             config.inspect.clone(),
             metrics.clone(),
         ))
+        .layer(InspectLayer::new(&config, metrics.clone()))
         .service(AttemptService::new(upstream, metrics.clone()));
 
     let ops = Ops {

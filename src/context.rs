@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use crate::inspect::Expectation;
 use crate::outcome::Outcome;
 use crate::taxonomy::Kind;
 
@@ -76,6 +77,12 @@ pub struct RequestFacts {
     pub deadline: Instant,
     /// The client said it is retrying itself (`x-stainless-retry-count` > 0).
     pub client_retrying: bool,
-    /// The parsed JSON body, when it was JSON (for inspection rules).
+    /// The parsed JSON body, when it was JSON.
     pub json: Option<Arc<serde_json::Value>>,
+    /// What the request asked for (JSON mode, schema, stream), for the
+    /// inspection rules; compiled once per request.
+    pub expect: Arc<Expectation>,
+    /// API keys to redact from anything passed on (the client's token, the
+    /// configured key).
+    pub secrets: Arc<Vec<String>>,
 }

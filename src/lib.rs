@@ -8,6 +8,7 @@ pub mod classify;
 pub mod config;
 pub mod context;
 pub mod envelope;
+pub mod inspect;
 pub mod metrics;
 pub mod mock;
 pub mod observe;

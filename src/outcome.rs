@@ -34,6 +34,10 @@ pub struct Outcome {
     /// finish_reason the upstream reported.
     pub model: Option<String>,
     pub finish_reason: Option<String>,
+    /// Known to be passing although its kind is not retryable by nature
+    /// (a video task polled before the upstream registered it): the retry
+    /// layer may try again after `retry_after`.
+    pub transient: bool,
 }
 
 impl Outcome {

@@ -87,6 +87,11 @@ pub struct InspectConfig {
     pub stream_truncated: Policy,
     /// Non-streamed bodies larger than this pass through uninspected.
     pub max_body_bytes: u64,
+    /// A video poll answered `task_not_exist` within this long after this
+    /// gateway saw the task created is retried instead of surfacing.
+    pub task_not_ready_window_ms: u64,
+    /// The wait before such a poll is retried.
+    pub task_not_ready_retry_ms: u64,
 }
 
 /// `[preflight]`: checks made before any upstream call.
@@ -190,6 +195,8 @@ impl Default for InspectConfig {
             schema_mismatch: Policy::Retry,
             stream_truncated: Policy::Fail,
             max_body_bytes: 4 * 1024 * 1024,
+            task_not_ready_window_ms: 30_000,
+            task_not_ready_retry_ms: 5_000,
         }
     }
 }

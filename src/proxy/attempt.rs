@@ -20,7 +20,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::{stream, StreamExt};
 use http::{header, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use crate::classify::{self, TransportFailure};
@@ -252,12 +251,15 @@ fn forward(resp: reqwest::Response, prefix: Bytes) -> Response<Body> {
     let resp: Response<reqwest::Body> = resp.into();
     let (mut parts, body) = resp.into_parts();
     headers::downstream_response(&mut parts.headers);
-    let body = if prefix.is_empty() {
-        Body::new(body)
-    } else {
-        // The prefix is part of the same body: Content-Length still holds.
-        let rest = body.into_data_stream();
-        Body::from_stream(stream::once(async move { Ok(prefix) }).chain(rest))
-    };
-    Response::from_parts(parts, body)
+    // The prefix is part of the same body: Content-Length still holds.
+    Response::from_parts(parts, prefixed(prefix, Body::new(body)))
+}
+
+/// `prefix` (bytes already read) followed by the rest of `body`, streamed.
+pub fn prefixed(prefix: Bytes, body: Body) -> Body {
+    if prefix.is_empty() {
+        return body;
+    }
+    let rest = body.into_data_stream();
+    Body::from_stream(stream::once(async move { Ok(prefix) }).chain(rest))
 }

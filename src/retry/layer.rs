@@ -171,7 +171,7 @@ where
             outcome: &attempt.outcome,
             attempts,
             max_attempts: shared.retry.max_attempts,
-            retryable: retryable(kind, &shared.inspect),
+            retryable: retryable(kind, &shared.inspect) || attempt.outcome.transient,
             defer_to_client,
             backoff,
             max_retry_after: ms(shared.retry.max_retry_after_ms),

@@ -34,6 +34,8 @@ fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
         deadline: Instant::now() + deadline_in,
         client_retrying,
         json: None,
+        expect: Arc::default(),
+        secrets: Arc::default(),
     });
     req
 }

@@ -1,0 +1,414 @@
+//! The inspection mechanism (a tower layer between `retry` and `attempt`):
+//! every successful attempt is read by the pure rules of this module before
+//! the retry layer decides on it, so a soft or silent failure under a
+//! `retry` policy is retried like a hard one.
+//! - Non-streamed chat/completions/images answers are read whole (up to
+//!   `inspect.max_body_bytes`; a larger one passes uninspected, counted) and
+//!   given their kind.
+//! - Streams are wrapped in a [`StreamWatch`]. While the answer's fate is
+//!   not yet visible (no content, not finished) the first events are held
+//!   back, so that a stream that opens with a content filter or finishes
+//!   empty can still be retried under a `retry` policy; once content flows
+//!   every event is forwarded as it arrives.
+//! - Video tasks: Kling's `succeed` becomes `succeeded`, a failure without
+//!   detail gets an `x-backstop-hint`, and a `task_not_exist` on a poll of a
+//!   task this gateway saw created moments ago is marked transient, so the
+//!   retry layer waits and polls again instead of surfacing it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
+use http::{header, HeaderValue, Method, Request, Response};
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::classify::{self, TransportFailure};
+use crate::config::{ms, Config, InspectConfig, Policy};
+use crate::context::{Ledger, RequestFacts};
+use crate::metrics::Metrics;
+use crate::proxy::attempt::Attempt;
+use crate::retry::layer::inspect_policy;
+use crate::taxonomy::Kind;
+
+use crate::proxy::attempt::prefixed;
+
+use super::watch::{into_body, StreamWatch};
+use super::{
+    inspect_body, inspect_images, normalize_video, Endpoint, Expectation, Findings, VideoBody,
+};
+
+/// Tasks remembered as "just created", at most this many.
+const TASKS_REMEMBERED: usize = 4096;
+
+/// State shared by every request through the layer.
+pub struct Shared {
+    pub inspect: InspectConfig,
+    pub metrics: Arc<Metrics>,
+    pub max_attempts: u32,
+    pub stream_idle_timeout: Duration,
+    /// Video task ids this gateway saw created, and when.
+    tasks: Mutex<HashMap<String, Instant>>,
+}
+
+impl Shared {
+    /// Counts an answer's finish reasons and tokens (every attempt's: they
+    /// are what the upstream did and billed).
+    pub fn record_findings(&self, ledger: &Ledger, findings: &Findings) {
+        let model = self.metrics.model_label(ledger.entry().model.as_deref());
+        for reason in &findings.finish_reasons {
+            self.metrics
+                .record_finish_reason(ledger.route, &model, reason);
+        }
+        if let Some(usage) = findings.usage {
+            self.metrics
+                .tokens
+                .with_label_values(&[model.as_str(), "prompt"])
+                .inc_by(usage.prompt_tokens);
+            self.metrics
+                .tokens
+                .with_label_values(&[model.as_str(), "completion"])
+                .inc_by(usage.completion_tokens);
+        }
+    }
+
+    fn task_created(&self, id: &str) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        if tasks.len() >= TASKS_REMEMBERED {
+            let window = ms(self.inspect.task_not_ready_window_ms);
+            tasks.retain(|_, at| at.elapsed() < window);
+            if tasks.len() >= TASKS_REMEMBERED {
+                tasks.clear();
+            }
+        }
+        tasks.insert(id.to_string(), Instant::now());
+    }
+
+    fn task_is_new(&self, id: &str) -> bool {
+        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks
+            .get(id)
+            .is_some_and(|at| at.elapsed() < ms(self.inspect.task_not_ready_window_ms))
+    }
+}
+
+/// The inspection layer.
+#[derive(Clone)]
+pub struct InspectLayer {
+    shared: Arc<Shared>,
+}
+
+impl InspectLayer {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        InspectLayer {
+            shared: Arc::new(Shared {
+                inspect: config.inspect.clone(),
+                metrics,
+                max_attempts: config.retry.max_attempts,
+                stream_idle_timeout: ms(config.upstream.stream_idle_timeout_ms),
+                tasks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for InspectLayer {
+    type Service = Inspect<S>;
+
+    fn layer(&self, inner: S) -> Inspect<S> {
+        Inspect {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The inspecting service.
+#[derive(Clone)]
+pub struct Inspect<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<Request<Bytes>> for Inspect<S>
+where
+    S: Service<Request<Bytes>, Response = Attempt, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Attempt;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Attempt, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let inner = self.inner.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let method = req.method().clone();
+            let path = req.uri().path().to_string();
+            let facts = req.extensions().get::<RequestFacts>().cloned();
+            let ledger = req.extensions().get::<Arc<Ledger>>().cloned();
+            let Ok(attempt) = inner.oneshot(req).await;
+            let (Some(facts), Some(ledger)) = (facts, ledger) else {
+                return Ok(attempt);
+            };
+            Ok(inspect(&shared, &method, &path, &facts, ledger, attempt).await)
+        })
+    }
+}
+
+async fn inspect(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    facts: &RequestFacts,
+    ledger: Arc<Ledger>,
+    mut attempt: Attempt,
+) -> Attempt {
+    let expect = &facts.expect;
+    if expect.endpoint == Endpoint::Videos && method == Method::GET {
+        mark_task_not_ready(shared, path, &mut attempt.outcome);
+    }
+    if !attempt.outcome.is_ok() {
+        return attempt;
+    }
+    let Some(resp) = attempt.response.take() else {
+        return attempt;
+    };
+    match (expect.endpoint, expect.stream) {
+        (Endpoint::ChatCompletions | Endpoint::Completions, true) => {
+            watch_stream(shared, facts, ledger, attempt.outcome, resp).await
+        }
+        (
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::ImagesGenerations,
+            false,
+        ) => {
+            let (parts, body) = resp.into_parts();
+            match read_capped(body, shared.inspect.max_body_bytes).await {
+                Read::Whole(bytes) => {
+                    let findings = if expect.endpoint == Endpoint::ImagesGenerations {
+                        inspect_images(&bytes)
+                    } else {
+                        inspect_body(expect, &bytes)
+                    };
+                    shared.record_findings(&ledger, &findings);
+                    apply(&mut attempt.outcome, &findings);
+                    attempt.response = Some(Response::from_parts(parts, Body::from(bytes)));
+                    attempt
+                }
+                Read::TooLarge(prefix, rest) => {
+                    uninspected(shared, &ledger);
+                    attempt.response = Some(Response::from_parts(parts, prefixed(prefix, rest)));
+                    attempt
+                }
+                Read::Broken(detail) => {
+                    Attempt::failed(classify::transport(TransportFailure::Reset, &detail))
+                }
+            }
+        }
+        (Endpoint::Videos, _) => video(shared, method, ledger, attempt.outcome, resp).await,
+        (Endpoint::ImagesGenerations, true) | (Endpoint::Other, _) => {
+            attempt.response = Some(resp);
+            attempt
+        }
+    }
+}
+
+/// Gives the outcome the kind the body shows, with its details.
+fn apply(outcome: &mut crate::outcome::Outcome, findings: &Findings) {
+    outcome.kind = findings.kind;
+    outcome.model = findings.model.clone();
+    outcome.finish_reason = findings
+        .finish_reasons
+        .iter()
+        .find(|r| *r != "stop")
+        .cloned();
+    if findings.kind != Kind::Ok {
+        outcome.message = findings.detail.clone();
+    }
+}
+
+fn uninspected(shared: &Shared, ledger: &Ledger) {
+    shared
+        .metrics
+        .uninspected
+        .with_label_values(&[ledger.route])
+        .inc();
+}
+
+/// Streams: look ahead until the answer's fate shows when a `retry` policy
+/// could still act on it, then hand the stream to the client under watch.
+async fn watch_stream(
+    shared: &Arc<Shared>,
+    facts: &RequestFacts,
+    ledger: Arc<Ledger>,
+    outcome: crate::outcome::Outcome,
+    resp: Response<Body>,
+) -> Attempt {
+    let (mut parts, body) = resp.into_parts();
+    let mut watch = StreamWatch::new(
+        body,
+        &facts.expect,
+        shared.clone(),
+        ledger,
+        facts.secrets.clone(),
+        &outcome,
+    );
+    let early_retry = [Kind::ContentFilter, Kind::EmptyContent]
+        .into_iter()
+        .any(|k| inspect_policy(k, &shared.inspect) == Policy::Retry);
+    let mut held = Vec::new();
+    if early_retry {
+        while !watch.decided() {
+            match watch.next().await {
+                Some(bytes) => held.push(bytes),
+                None => break,
+            }
+        }
+        if !watch.content_seen() {
+            let findings = watch
+                .findings
+                .clone()
+                .unwrap_or_else(|| watch.findings_so_far());
+            let kind = findings.kind;
+            let retryable_early = matches!(kind, Kind::ContentFilter | Kind::EmptyContent)
+                && inspect_policy(kind, &shared.inspect) == Policy::Retry;
+            if retryable_early {
+                let mut failed = outcome;
+                apply(&mut failed, &findings);
+                return Attempt::failed(failed);
+            }
+        }
+    }
+    // The body is re-framed (a [DONE] or an error event may be added).
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Attempt {
+        outcome,
+        response: Some(Response::from_parts(parts, into_body(held, watch))),
+    }
+}
+
+/// Video tasks: note creations, normalize Kling's status, hint at silent
+/// failures.
+async fn video(
+    shared: &Arc<Shared>,
+    method: &Method,
+    ledger: Arc<Ledger>,
+    outcome: crate::outcome::Outcome,
+    resp: Response<Body>,
+) -> Attempt {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match read_capped(body, shared.inspect.max_body_bytes).await {
+        Read::Whole(bytes) => bytes,
+        Read::TooLarge(prefix, rest) => {
+            uninspected(shared, &ledger);
+            return Attempt {
+                outcome,
+                response: Some(Response::from_parts(parts, prefixed(prefix, rest))),
+            };
+        }
+        Read::Broken(detail) => {
+            return Attempt::failed(classify::transport(TransportFailure::Reset, &detail))
+        }
+    };
+    if method == Method::POST {
+        if let Some(id) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .as_ref()
+            .and_then(|v| {
+                v.get("id")
+                    .or_else(|| v.get("task_id"))
+                    .or_else(|| v.pointer("/data/task_id"))
+            })
+            .and_then(|id| id.as_str())
+        {
+            shared.task_created(id);
+        }
+    }
+    let verdict = normalize_video(&bytes);
+    if verdict.failed_without_detail {
+        parts.headers.insert(
+            "x-backstop-hint",
+            HeaderValue::from_static(
+                "the task failed without detail: the prompt was most likely filtered; rephrase it",
+            ),
+        );
+    }
+    let body = match verdict.body {
+        VideoBody::Unchanged => bytes,
+        VideoBody::Normalized(normalized) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            normalized
+        }
+    };
+    Attempt {
+        outcome,
+        response: Some(Response::from_parts(parts, Body::from(body))),
+    }
+}
+
+/// A poll of a task this gateway saw created moments ago that the upstream
+/// does not know yet (Runway's `task_not_exist`): transient, worth a wait.
+fn mark_task_not_ready(shared: &Shared, path: &str, outcome: &mut crate::outcome::Outcome) {
+    let not_ready_code = matches!(
+        outcome.code.as_deref(),
+        Some("task_not_exist" | "task_not_found")
+    );
+    if outcome.kind != Kind::NotFound || !not_ready_code {
+        return;
+    }
+    let id = path.rsplit('/').next().unwrap_or_default();
+    if shared.task_is_new(id) {
+        outcome.transient = true;
+        outcome.retry_after = Some(ms(shared.inspect.task_not_ready_retry_ms));
+    }
+}
+
+enum Read {
+    Whole(Bytes),
+    /// Over the cap: what was read, and the rest still streaming.
+    TooLarge(Bytes, Body),
+    /// The upstream broke off the body.
+    Broken(String),
+}
+
+async fn read_capped(mut body: Body, cap: u64) -> Read {
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let mut buf = BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Read::Whole(buf.freeze()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                    if buf.len() > cap {
+                        return Read::TooLarge(buf.freeze(), body);
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                return Read::Broken(format!(
+                    "the upstream broke off its answer after {} bytes: {e}",
+                    buf.len()
+                ))
+            }
+        }
+    }
+}
+
+/// The expectation for a request, read once at admission.
+pub fn expectation(path: &str, json: Option<&serde_json::Value>) -> Expectation {
+    match json {
+        Some(j) => Expectation::from_request(path, j),
+        None => Expectation::from_request(path, &serde_json::Value::Null),
+    }
+}

@@ -1,0 +1,322 @@
+//! Images and video tasks: the soft failure of an image answer with no
+//! images (`empty_data`), the Kling `succeed` status normalized to
+//! `succeeded` (CONTRACT.md §3), a failed task with no detail (the caller
+//! adds a hint), and the "task not ready yet" answer some providers give on
+//! the first poll. Pure functions over a 2xx (or, for the last, a 4xx) body.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{bad_upstream, Findings, Usage};
+use crate::taxonomy::Kind;
+
+/// Inspects an images answer (`/v1/images/generations`, edits,
+/// variations): `data` missing, null or empty → `empty_data` (the prompt
+/// was most likely filtered), with `revised_prompt: ...` as detail when the
+/// body has one anywhere. A body with a non-null `error` is left `ok` for
+/// the error classifier; a body that is not a JSON object is
+/// `bad_upstream_response`.
+pub fn inspect_images(body: &[u8]) -> Findings {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => return bad_upstream("the body is JSON but not an object".to_string()),
+        Err(err) => return bad_upstream(format!("the body is not JSON: {err}")),
+    };
+    let has_images = value
+        .get("data")
+        .and_then(Value::as_array)
+        .is_some_and(|d| !d.is_empty());
+    let has_error = value.get("error").is_some_and(|e| !e.is_null());
+    let kind = if has_images || has_error {
+        Kind::Ok
+    } else {
+        Kind::EmptyData
+    };
+    let detail = match kind {
+        Kind::EmptyData => find_string(&value, "revised_prompt", 6)
+            .map(|p| super::cap_detail(format!("revised_prompt: {p}"))),
+        _ => None,
+    };
+    Findings {
+        kind,
+        finish_reasons: Vec::new(),
+        model: value
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        usage: value.get("usage").and_then(Usage::from_json),
+        detail,
+    }
+}
+
+/// A non-blank string under `key` anywhere in `value` (depth-limited).
+fn find_string<'a>(value: &'a Value, key: &str, depth: u8) -> Option<&'a str> {
+    let children: Box<dyn Iterator<Item = &Value>> = match value {
+        Value::Object(map) => {
+            if let Some(found) = map
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+            {
+                return Some(found);
+            }
+            Box::new(map.values())
+        }
+        Value::Array(items) => Box::new(items.iter()),
+        _ => return None,
+    };
+    if depth == 0 {
+        return None;
+    }
+    children
+        .into_iter()
+        .find_map(|child| find_string(child, key, depth - 1))
+}
+
+/// What to send for a video task answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoBody {
+    /// Pass the body on as it came.
+    Unchanged,
+    /// Send this instead: the same bytes with the task status `succeed`
+    /// changed to `succeeded` and `"backstop_original_status":"succeed"`
+    /// added beside it.
+    Normalized(Bytes),
+}
+
+/// What [`normalize_video`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoVerdict {
+    pub body: VideoBody,
+    /// The task failed (`failed` / `failure`) and said nothing about why
+    /// (no non-blank `error`, `fail_reason`, `failure_reason`,
+    /// `error_message`, `reason` or `task_status_msg`): the caller adds a
+    /// hint (most likely the prompt was filtered).
+    pub failed_without_detail: bool,
+}
+
+/// Where a task status may sit: `(object holding it, key)`, with the
+/// object given as a path of member names from the top.
+const STATUS_PLACES: [(&[&str], &str); 3] = [
+    (&[], "status"),
+    (&["data"], "status"),
+    (&["data"], "task_status"),
+];
+
+/// Keys that explain a failed task.
+const DETAIL_KEYS: [&str; 6] = [
+    "error",
+    "fail_reason",
+    "failure_reason",
+    "error_message",
+    "reason",
+    "task_status_msg",
+];
+
+/// Reads a video task answer (create or poll): normalizes Kling's
+/// `succeed` wherever the status sits (top-level `status`, or
+/// `data.status` / `data.task_status` as Kling's own API has it) and spots
+/// a failure without detail. The rewrite is a splice into the original
+/// bytes, so everything else (key order, spacing, numbers) goes through
+/// untouched; a status whose key is written with escapes is left as it is.
+pub fn normalize_video(body: &[u8]) -> VideoVerdict {
+    let unchanged = VideoVerdict {
+        body: VideoBody::Unchanged,
+        failed_without_detail: false,
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return unchanged;
+    };
+    let mut splices: Vec<Range<usize>> = Vec::new();
+    let mut failed_without_detail = false;
+    for (path, key) in STATUS_PLACES {
+        let holder = path.iter().try_fold(&value, |v, name| v.get(*name));
+        let Some(status) = holder.and_then(|h| h.get(key)).and_then(Value::as_str) else {
+            continue;
+        };
+        if status == "succeed" {
+            if let Some(range) =
+                locate(body, path, key).filter(|r| body.get(r.clone()) == Some(&b"\"succeed\""[..]))
+            {
+                splices.push(range);
+            }
+        }
+        if matches!(status.to_ascii_lowercase().as_str(), "failed" | "failure") {
+            let explained = |v: Option<&Value>| {
+                v.is_some_and(|v| {
+                    DETAIL_KEYS
+                        .iter()
+                        .any(|k| v.get(*k).is_some_and(has_detail))
+                })
+            };
+            failed_without_detail = !(explained(holder) || explained(Some(&value)));
+        }
+    }
+    if splices.is_empty() {
+        return VideoVerdict {
+            failed_without_detail,
+            ..unchanged
+        };
+    }
+    splices.sort_by_key(|r| std::cmp::Reverse(r.start));
+    let mut out = body.to_vec();
+    for range in splices {
+        out.splice(
+            range,
+            br#""succeeded","backstop_original_status":"succeed""#
+                .iter()
+                .copied(),
+        );
+    }
+    VideoVerdict {
+        body: VideoBody::Normalized(Bytes::from(out)),
+        failed_without_detail,
+    }
+}
+
+/// Whether a value says anything: a non-blank string, a number, or a
+/// container holding one.
+fn has_detail(value: &Value) -> bool {
+    match value {
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Number(_) => true,
+        Value::Object(map) => map.values().any(has_detail),
+        Value::Array(items) => items.iter().any(has_detail),
+        Value::Null | Value::Bool(_) => false,
+    }
+}
+
+/// A poll answer that means "the task exists but is not visible yet"
+/// (Runway via CometAPI on the first poll): 404 or 400 with code
+/// `task_not_exist` / `task_not_found`, or a message saying "task not
+/// exist". The caller may wait and poll again instead of failing.
+pub fn is_task_not_ready(status: u16, body: &[u8]) -> bool {
+    if status != 404 && status != 400 {
+        return false;
+    }
+    let says = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        text.contains("task not exist") || text.contains("task_not_exist")
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return says(&String::from_utf8_lossy(body));
+    };
+    let places = [Some(&value), value.get("error")];
+    let not_ready = places.into_iter().flatten().any(|place| {
+        let code = place
+            .get("code")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        let message = place.get("message").and_then(Value::as_str);
+        matches!(code.as_deref(), Some("task_not_exist" | "task_not_found"))
+            || message.is_some_and(says)
+    });
+    not_ready
+}
+
+/// The byte range of the value of member `key` in the object reached by
+/// `path` from the top of `body` (valid JSON). The last duplicate wins, as
+/// in `serde_json`.
+fn locate(body: &[u8], path: &[&str], key: &str) -> Option<Range<usize>> {
+    let mut start = 0;
+    for name in path {
+        start = member(body, start, name)?.start;
+    }
+    member(body, start, key)
+}
+
+/// The value range of member `key` of the object that starts (after
+/// whitespace) at `at`.
+fn member(b: &[u8], at: usize, key: &str) -> Option<Range<usize>> {
+    let mut i = skip_ws(b, at);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut found = None;
+    loop {
+        i = skip_ws(b, i);
+        if b.get(i)? != &b'"' {
+            return None; // `}` of an empty object, or not JSON
+        }
+        let key_end = skip_string(b, i)?;
+        let name = &b[i + 1..key_end - 1];
+        i = skip_ws(b, key_end);
+        if b.get(i)? != &b':' {
+            return None;
+        }
+        let value_start = skip_ws(b, i + 1);
+        let value_end = skip_value(b, value_start)?;
+        if name == key.as_bytes() {
+            found = Some(value_start..value_end);
+        }
+        i = skip_ws(b, value_end);
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => return found,
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// From the opening quote to just past the closing one.
+fn skip_string(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    loop {
+        match b.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// From the first byte of a value to just past it.
+fn skip_value(b: &[u8], at: usize) -> Option<usize> {
+    match b.get(at)? {
+        b'"' => skip_string(b, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match b.get(i)? {
+                    b'"' => {
+                        i = skip_string(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let len = b[at..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(b.len() - at);
+            (len > 0).then_some(at + len)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! The stream watcher: an SSE body passes through it event by event, as
+//! fast as it comes, while a [`StreamInspector`] reads each event. It
+//! - forwards every event's bytes unchanged (zero-copy: the parser's slices);
+//! - drops an event whose data is not JSON (`malformed_event`, counted);
+//! - ends the stream on an upstream stall longer than the idle timeout;
+//! - at the end, decides: a clean answer gets its `[DONE]` (appended if the
+//!   upstream forgot it); a truncation, an in-band error or a soft/silent
+//!   kind whose policy is not `pass` ends with one `data: {"error": …}`
+//!   event and no `[DONE]`, so SDKs raise instead of returning a cut answer.
+//!
+//! The final kind goes into the request's ledger, so metrics and the log
+//! line count what the client actually got.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, BodyDataStream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::classify;
+use crate::config::Policy;
+use crate::context::Ledger;
+use crate::envelope::{self, EnvelopeContext};
+use crate::outcome::Outcome;
+use crate::retry::layer::inspect_policy;
+use crate::sse::SseParser;
+use crate::taxonomy::{Class, Kind};
+
+use super::layer::Shared;
+use super::{EventVerdict, Expectation, Findings, StreamEnd, StreamInspector};
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Where a watched stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Flowing,
+    /// The end was decided; the queue holds the last bytes.
+    Ended,
+}
+
+/// A streamed answer under watch.
+pub struct StreamWatch {
+    upstream: BodyDataStream,
+    parser: SseParser,
+    inspector: StreamInspector,
+    queue: VecDeque<Bytes>,
+    /// The upstream's own `[DONE]` event, held until the verdict.
+    done: Option<Bytes>,
+    state: State,
+    idle: Duration,
+    shared: Arc<Shared>,
+    ledger: Arc<Ledger>,
+    secrets: Arc<Vec<String>>,
+    upstream_status: u16,
+    upstream_request_id: Option<String>,
+    /// The findings once the stream ended (for the lookahead).
+    pub findings: Option<Findings>,
+}
+
+impl StreamWatch {
+    pub(super) fn new(
+        body: Body,
+        expect: &Expectation,
+        shared: Arc<Shared>,
+        ledger: Arc<Ledger>,
+        secrets: Arc<Vec<String>>,
+        upstream: &Outcome,
+    ) -> StreamWatch {
+        StreamWatch {
+            upstream: body.into_data_stream(),
+            parser: SseParser::new(),
+            inspector: StreamInspector::new(expect),
+            queue: VecDeque::new(),
+            done: None,
+            state: State::Flowing,
+            idle: shared.stream_idle_timeout,
+            shared,
+            ledger,
+            secrets,
+            upstream_status: upstream.upstream_status.unwrap_or(200),
+            upstream_request_id: upstream.upstream_request_id.clone(),
+            findings: None,
+        }
+    }
+
+    /// Whether the answer's fate is visible yet: content flowed, every
+    /// choice finished, or the stream ended.
+    pub fn decided(&self) -> bool {
+        self.inspector.content_seen() || self.inspector.all_finished() || self.state == State::Ended
+    }
+
+    /// Whether any content or tool-call delta was seen.
+    pub fn content_seen(&self) -> bool {
+        self.inspector.content_seen()
+    }
+
+    /// What the events so far amount to if the stream ended now cleanly
+    /// (for the pre-first-byte retry decision).
+    pub fn findings_so_far(&self) -> Findings {
+        self.inspector.finish(StreamEnd::Done)
+    }
+
+    /// The next bytes for the client, or `None` at the end.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(bytes) = self.queue.pop_front() {
+                return Some(bytes);
+            }
+            if self.state == State::Ended {
+                return None;
+            }
+            match tokio::time::timeout(self.idle, self.upstream.next()).await {
+                Ok(Some(Ok(chunk))) => self.feed(chunk),
+                Ok(Some(Err(_))) => self.end(StreamEnd::Cut, None),
+                Ok(None) => {
+                    let end = if self.done.is_some() {
+                        StreamEnd::Done
+                    } else {
+                        StreamEnd::Eof
+                    };
+                    self.end(end, None);
+                }
+                Err(_) => self.end(StreamEnd::Idle, None),
+            }
+        }
+    }
+
+    fn feed(&mut self, chunk: Bytes) {
+        self.parser.push(chunk);
+        while let Some(event) = self.parser.next_event() {
+            let Some(data) = event.data.as_deref() else {
+                // Comments and keep-alives carry no data: forward as they are.
+                self.queue.push_back(event.raw);
+                continue;
+            };
+            match self.inspector.observe(data) {
+                EventVerdict::Forward => self.queue.push_back(event.raw),
+                EventVerdict::Drop => {
+                    self.shared
+                        .metrics
+                        .malformed_events
+                        .with_label_values(&[self.ledger.route])
+                        .inc();
+                }
+                EventVerdict::Done => self.done = Some(event.raw),
+                EventVerdict::Error(error) => {
+                    let mut outcome = classify::classify_error_object(&error, None);
+                    outcome.upstream_status = Some(self.upstream_status);
+                    self.end(StreamEnd::Cut, Some(outcome));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decides how the stream ends and queues its last bytes.
+    fn end(&mut self, end: StreamEnd, in_band: Option<Outcome>) {
+        self.state = State::Ended;
+        // An incomplete trailing event is never forwarded: half a JSON
+        // object would break the client's parser before it saw our error.
+        let _partial = self.parser.take_pending();
+        let findings = self.inspector.finish(end);
+        self.shared.record_findings(&self.ledger, &findings);
+        let outcome = match in_band {
+            Some(o) => o,
+            None => Outcome {
+                kind: findings.kind,
+                upstream_status: Some(self.upstream_status),
+                message: findings.detail.clone(),
+                model: findings.model.clone(),
+                finish_reason: findings
+                    .finish_reasons
+                    .iter()
+                    .find(|r| *r != "stop")
+                    .cloned(),
+                upstream_request_id: self.upstream_request_id.clone(),
+                ..Outcome::default()
+            },
+        };
+        let fails = match outcome.kind.class() {
+            Class::None => false,
+            Class::Hard => true,
+            // After the first byte a `retry` policy can no longer act: it
+            // degrades to `fail`, as the README says.
+            Class::Soft | Class::Silent => {
+                outcome.kind == Kind::StreamTruncated
+                    || inspect_policy(outcome.kind, &self.shared.inspect) != Policy::Pass
+            }
+        };
+        if fails {
+            let mut outcome = outcome;
+            let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+            outcome.redact(&secrets);
+            let attempts = self.ledger.entry().attempts;
+            let ctx = EnvelopeContext {
+                attempts,
+                request_id: self.ledger.request_id_str(),
+                secrets: &secrets,
+                max_attempts: self.shared.max_attempts,
+            };
+            self.queue
+                .push_back(envelope::sse_error_event(&outcome, &ctx));
+            self.ledger.entry().outcome = outcome;
+        } else {
+            self.queue
+                .push_back(self.done.take().unwrap_or(Bytes::from_static(DONE)));
+            self.ledger.set_kind(outcome.kind);
+        }
+        self.findings = Some(findings);
+    }
+}
+
+/// The client-facing body: `held` bytes (read during the lookahead) first,
+/// then the rest of the watched stream.
+pub fn into_body(held: Vec<Bytes>, watch: StreamWatch) -> Body {
+    let held = futures_util::stream::iter(held.into_iter().map(Ok::<_, std::convert::Infallible>));
+    let rest =
+        futures_util::stream::unfold(
+            watch,
+            |mut w| async move { w.next().await.map(|b| (Ok(b), w)) },
+        );
+    Body::from_stream(held.chain(rest))
+}
