@@ -280,7 +280,7 @@ fn redact(text: &str, secrets: &[&str]) -> String {
 }
 
 /// The message when the upstream gave none.
-fn default_message(outcome: &Outcome) -> String {
+pub fn default_message(outcome: &Outcome) -> String {
     let what = match outcome.kind {
         Kind::Ok => "The request succeeded",
         Kind::BadRequest => "The request is invalid",

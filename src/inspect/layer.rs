@@ -8,8 +8,9 @@
 //! - Streams are wrapped in a [`StreamWatch`]. While the answer's fate is
 //!   not yet visible (no content, not finished) the first events are held
 //!   back, so that a stream that opens with a content filter or finishes
-//!   empty can still be retried under a `retry` policy; once content flows
-//!   every event is forwarded as it arrives.
+//!   empty is still answered like a whole body — retried, or the envelope
+//!   with its status; once content flows every event is forwarded as it
+//!   arrives.
 //! - Video tasks: Kling's `succeed` becomes `succeeded`, a failure without
 //!   detail gets an `x-backstop-hint`, and a `task_not_exist` on a poll of a
 //!   task this gateway saw created moments ago is marked transient, so the
@@ -233,7 +234,17 @@ fn apply(outcome: &mut crate::outcome::Outcome, findings: &Findings) {
         .find(|r| *r != "stop")
         .cloned();
     if findings.kind != Kind::Ok {
-        outcome.message = findings.detail.clone();
+        outcome.message = Some(describe(outcome, findings.detail.as_deref()));
+    }
+}
+
+/// The envelope message for a soft or silent failure: what it is, then the
+/// inspector's detail (which choice, the JSON or schema error).
+pub(super) fn describe(outcome: &crate::outcome::Outcome, detail: Option<&str>) -> String {
+    let what = crate::envelope::default_message(outcome);
+    match detail {
+        Some(d) if !d.is_empty() => format!("{what}: {d}"),
+        Some(_) | None => what,
     }
 }
 
@@ -263,11 +274,14 @@ async fn watch_stream(
         facts.secrets.clone(),
         &outcome,
     );
-    let early_retry = [Kind::ContentFilter, Kind::EmptyContent]
+    // Hold the first events back only when an early verdict could change
+    // the answer (a policy other than `pass` for the kinds visible before
+    // any content); otherwise every event goes out as it arrives.
+    let lookahead = [Kind::ContentFilter, Kind::EmptyContent]
         .into_iter()
-        .any(|k| inspect_policy(k, &shared.inspect) == Policy::Retry);
+        .any(|k| inspect_policy(k, &shared.inspect) != Policy::Pass);
     let mut held = Vec::new();
-    if early_retry {
+    if lookahead {
         while !watch.decided() {
             match watch.next().await {
                 Some(bytes) => held.push(bytes),
@@ -279,10 +293,12 @@ async fn watch_stream(
                 .findings
                 .clone()
                 .unwrap_or_else(|| watch.findings_so_far());
-            let kind = findings.kind;
-            let retryable_early = matches!(kind, Kind::ContentFilter | Kind::EmptyContent)
-                && inspect_policy(kind, &shared.inspect) == Policy::Retry;
-            if retryable_early {
+            // Nothing has reached the client yet: a failure seen now is
+            // answered like a whole body's (retried, or the envelope with
+            // its status), not as an error event inside a 200.
+            let early = matches!(findings.kind, Kind::ContentFilter | Kind::EmptyContent)
+                && inspect_policy(findings.kind, &shared.inspect) != Policy::Pass;
+            if early {
                 let mut failed = outcome;
                 apply(&mut failed, &findings);
                 return Attempt::failed(failed);

@@ -169,7 +169,10 @@ impl StreamWatch {
             None => Outcome {
                 kind: findings.kind,
                 upstream_status: Some(self.upstream_status),
-                message: findings.detail.clone(),
+                message: Some(super::layer::describe(
+                    &Outcome::of(findings.kind),
+                    findings.detail.as_deref(),
+                )),
                 model: findings.model.clone(),
                 finish_reason: findings
                     .finish_reasons
