@@ -127,6 +127,9 @@ where
             return respond::error(outcome, 0, &render);
         }
     };
+    if config.log.request_bodies {
+        ledger.entry().request_body = Some(crate::support::sanitize(&body, &secrets));
+    }
     if let Err(outcome) = preflight::check(
         &parts.method,
         parts.uri.path(),

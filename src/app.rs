@@ -40,6 +40,7 @@ use crate::outcome::Outcome;
 use crate::proxy::attempt::AttemptService;
 use crate::proxy::upstream::Upstream;
 use crate::retry::layer::RetryLayer;
+use crate::support::FailureLog;
 use crate::taxonomy::Kind;
 
 /// The assembled gateway: its router and the handles the server and tests use.
@@ -65,6 +66,9 @@ pub enum BuildError {
 struct Ops {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    /// Present when `[debug] failures` is on.
+    failures: Option<Arc<FailureLog>>,
+    admin_token: Arc<str>,
 }
 
 /// Builds the gateway for a validated configuration.
@@ -72,9 +76,13 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let metrics = Arc::new(Metrics::new(config.metrics.max_model_labels)?);
     let upstream = Arc::new(Upstream::new(&config.upstream)?);
     let ready = Arc::new(AtomicBool::new(false));
+    let failures = config
+        .debug
+        .failures
+        .then(|| Arc::new(FailureLog::new(config.debug.failures_capacity)));
 
     let proxy = ServiceBuilder::new()
-        .layer(ObserveLayer::new(metrics.clone()))
+        .layer(ObserveLayer::new(metrics.clone(), failures.clone()))
         .map_response(|r: Response<_>| r.map(Body::new))
         .layer(CatchPanicLayer::custom(panic_answer))
         .layer(AdmitLayer::new(config.clone()))
@@ -89,11 +97,14 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let ops = Ops {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        failures,
+        admin_token: Arc::from(config.debug.admin_token.as_str()),
     };
     let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/debug/failures", get(debug_failures))
         .route_service("/v1/{*rest}", proxy)
         .fallback(not_found)
         .with_state(ops);
@@ -120,6 +131,35 @@ async fn metrics_text(State(ops): State<Ops>) -> Response<Body> {
         )
         .body(Body::from(ops.metrics.render()))
         .unwrap_or_default()
+}
+
+/// The last failed requests, for operators holding the admin token.
+async fn debug_failures(State(ops): State<Ops>, headers: http::HeaderMap) -> Response<Body> {
+    let Some(log) = &ops.failures else {
+        return not_found(http::Uri::from_static("/debug/failures")).await;
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), ops.admin_token.as_bytes())) {
+        let outcome = Outcome::gateway(
+            Kind::Unauthorized,
+            "/debug/failures needs `Authorization: Bearer <debug.admin_token>`",
+        );
+        return gateway_envelope(&outcome);
+    }
+    let body = serde_json::to_vec(&log.snapshot()).unwrap_or_default();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+/// Compares without an early exit, so the token cannot be guessed byte by
+/// byte from response times.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Paths outside `/v1` and the ops endpoints: a 404 envelope that says where

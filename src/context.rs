@@ -19,6 +19,7 @@ use crate::taxonomy::Kind;
 #[derive(Debug)]
 pub struct Ledger {
     pub request_id: HeaderValue,
+    pub method: http::Method,
     pub route: &'static str,
     pub started: Instant,
     entry: Mutex<LedgerEntry>,
@@ -36,12 +37,15 @@ pub struct LedgerEntry {
     pub outcome: Outcome,
     /// The status the client got.
     pub status: u16,
+    /// The sanitized request body, kept only when `log.request_bodies` is on.
+    pub request_body: Option<serde_json::Value>,
 }
 
 impl Ledger {
-    pub fn new(request_id: HeaderValue, route: &'static str) -> Arc<Ledger> {
+    pub fn new(request_id: HeaderValue, method: http::Method, route: &'static str) -> Arc<Ledger> {
         Arc::new(Ledger {
             request_id,
+            method,
             route,
             started: Instant::now(),
             entry: Mutex::new(LedgerEntry::default()),

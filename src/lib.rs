@@ -20,5 +20,6 @@ pub mod retry;
 pub mod route;
 pub mod server;
 pub mod sse;
+pub mod support;
 pub mod taxonomy;
 pub mod telemetry;

@@ -22,17 +22,21 @@ use crate::context::Ledger;
 use crate::metrics::Metrics;
 use crate::proxy::headers::REQUEST_ID;
 use crate::route;
+use crate::support::{self, FailureLog, FailureRecord};
 use crate::taxonomy::Class;
 
 /// Layer that observes every proxied request.
 #[derive(Clone)]
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
+    failures: Option<Arc<FailureLog>>,
 }
 
 impl ObserveLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        ObserveLayer { metrics }
+    /// `failures`: where to keep failure records for `/debug/failures`,
+    /// when that endpoint is on.
+    pub fn new(metrics: Arc<Metrics>, failures: Option<Arc<FailureLog>>) -> Self {
+        ObserveLayer { metrics, failures }
     }
 }
 
@@ -43,6 +47,7 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             metrics: self.metrics.clone(),
+            failures: self.failures.clone(),
         }
     }
 }
@@ -52,6 +57,7 @@ impl<S> Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    failures: Option<Arc<FailureLog>>,
 }
 
 impl<S> Service<Request<Body>> for Observe<S>
@@ -70,7 +76,7 @@ where
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let request_id = request_id(req.headers().get(REQUEST_ID));
         let route = route::normalize(req.uri().path());
-        let ledger = Ledger::new(request_id.clone(), route);
+        let ledger = Ledger::new(request_id.clone(), req.method().clone(), route);
         req.extensions_mut().insert(ledger.clone());
         let span = tracing::info_span!(
             "request",
@@ -86,6 +92,7 @@ where
         let closer = Closer {
             ledger,
             metrics: self.metrics.clone(),
+            failures: self.failures.clone(),
             span: span.clone(),
             closed: false,
         };
@@ -94,10 +101,14 @@ where
             let Ok(mut resp) = fut.await;
             resp.headers_mut().insert(REQUEST_ID, request_id);
             Ok(resp.map(|inner| {
-                Body::new(ObservedBody {
-                    inner,
-                    closer: Some(closer),
-                })
+                let mut closer = Some(closer);
+                if http_body::Body::is_end_stream(&inner) {
+                    // An empty body is never polled: the answer is complete now.
+                    if let Some(mut c) = closer.take() {
+                        c.close(true);
+                    }
+                }
+                Body::new(ObservedBody { inner, closer })
             }))
         })
     }
@@ -123,6 +134,7 @@ fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
 struct Closer {
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
+    failures: Option<Arc<FailureLog>>,
     span: Span,
     closed: bool,
 }
@@ -146,19 +158,47 @@ impl Closer {
         self.span.record("kind", kind.as_str());
         self.span.record("latency_ms", latency_ms);
         let _in = self.span.enter();
+        if kind.class() == Class::None {
+            tracing::info!(completed, "request finished");
+            return;
+        }
         let o = &entry.outcome;
-        match kind.class() {
-            Class::None => tracing::info!(completed, "request finished"),
-            Class::Hard | Class::Soft | Class::Silent => tracing::warn!(
-                completed,
-                class = kind.class().as_str(),
-                model = entry.model.as_deref().unwrap_or(""),
-                upstream_status = o.upstream_status,
-                upstream_code = o.code.as_deref().unwrap_or(""),
-                upstream_message = o.message.as_deref().unwrap_or(""),
-                upstream_request_id = o.upstream_request_id.as_deref().unwrap_or(""),
-                "request failed"
-            ),
+        let record = FailureRecord {
+            timestamp: support::timestamp(std::time::SystemTime::now()),
+            request_id: self.ledger.request_id_str().to_string(),
+            method: self.ledger.method.to_string(),
+            route,
+            model: entry.model.clone(),
+            status: entry.status,
+            class: kind.class().as_str(),
+            kind: kind.as_str(),
+            attempts: entry.attempts,
+            latency_ms: elapsed.as_millis() as u64,
+            upstream_status: o.upstream_status,
+            upstream_code: o.code.clone(),
+            upstream_message: o.message.clone(),
+            upstream_request_id: o.upstream_request_id.clone(),
+            completed,
+            request_body: entry.request_body.clone(),
+        };
+        tracing::warn!(
+            completed,
+            class = record.class,
+            model = record.model.as_deref().unwrap_or(""),
+            upstream_status = record.upstream_status,
+            upstream_code = record.upstream_code.as_deref().unwrap_or(""),
+            upstream_message = record.upstream_message.as_deref().unwrap_or(""),
+            upstream_request_id = record.upstream_request_id.as_deref().unwrap_or(""),
+            request_body = record
+                .request_body
+                .as_ref()
+                .map(|b| b.to_string())
+                .as_deref()
+                .unwrap_or(""),
+            "request failed"
+        );
+        if let Some(log) = &self.failures {
+            log.push(record);
         }
     }
 }
@@ -187,7 +227,8 @@ impl http_body::Body for ObservedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut inner = this.inner;
+        let polled = inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(None) => {
                 if let Some(mut c) = this.closer.take() {
@@ -197,6 +238,13 @@ impl http_body::Body for ObservedBody {
             Poll::Ready(Some(Err(_))) => {
                 if let Some(mut c) = this.closer.take() {
                     c.close(false);
+                }
+            }
+            // A body that knows it is done (a full envelope, a Content-Length
+            // reached) may never be polled to its `None`: close on its last frame.
+            Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => {
+                if let Some(mut c) = this.closer.take() {
+                    c.close(true);
                 }
             }
             Poll::Ready(Some(Ok(_))) | Poll::Pending => {}

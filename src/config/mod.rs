@@ -27,6 +27,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    pub debug: DebugConfig,
 }
 
 /// `[upstream]`: where requests go and how long each attempt may take.
@@ -132,6 +133,21 @@ pub struct LogConfig {
     /// A tracing filter directive (`info`, `backstop=debug,warn`, …).
     pub level: String,
     pub format: LogFormat,
+    /// Include the request body, sanitized (key-like fields removed, long
+    /// strings cut), in the one log record of each failed request.
+    pub request_bodies: bool,
+}
+
+/// `[debug]`: endpoints for operators, off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugConfig {
+    /// Serve `GET /debug/failures`: the last `failures_capacity` failed
+    /// requests as JSON. Requires `admin_token`.
+    pub failures: bool,
+    pub failures_capacity: usize,
+    /// The `Authorization: Bearer <token>` the debug endpoints require.
+    pub admin_token: String,
 }
 
 /// `[limits]`.
@@ -153,6 +169,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
+            debug: DebugConfig::default(),
         }
     }
 }
@@ -222,6 +239,17 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             format: LogFormat::Text,
+            request_bodies: false,
+        }
+    }
+}
+
+impl Default for DebugConfig {
+    fn default() -> Self {
+        DebugConfig {
+            failures: false,
+            failures_capacity: 100,
+            admin_token: String::new(),
         }
     }
 }

@@ -53,6 +53,12 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return Err(("log.level", "must not be empty (e.g. \"info\")".into()));
         }
+        if self.debug.failures && self.debug.admin_token.trim().is_empty() {
+            return Err((
+                "debug.admin_token",
+                "must be set when debug.failures is on: the endpoint is admin-only".into(),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (
                 "log.level",

@@ -116,6 +116,12 @@ impl StreamWatch {
                 Ok(Some(Ok(chunk))) => self.feed(chunk),
                 Ok(Some(Err(_))) => self.end(StreamEnd::Cut, None),
                 Ok(None) => {
+                    // Release an event held back for a possible CRLF.
+                    self.parser.finish();
+                    self.drain();
+                    if self.state == State::Ended {
+                        continue;
+                    }
                     let end = if self.done.is_some() {
                         StreamEnd::Done
                     } else {
@@ -130,7 +136,20 @@ impl StreamWatch {
 
     fn feed(&mut self, chunk: Bytes) {
         self.parser.push(chunk);
+        self.drain();
+    }
+
+    /// Handles every complete event the parser holds.
+    fn drain(&mut self) {
         while let Some(event) = self.parser.next_event() {
+            if let Some(part) = event.oversized {
+                // An event past the parser's cap arrives in pieces: none is
+                // forwarded, and the whole counts as one malformed event.
+                if part == crate::sse::Oversized::End {
+                    self.count_malformed();
+                }
+                continue;
+            }
             let Some(data) = event.data.as_deref() else {
                 // Comments and keep-alives carry no data: forward as they are.
                 self.queue.push_back(event.raw);
@@ -138,13 +157,7 @@ impl StreamWatch {
             };
             match self.inspector.observe(data) {
                 EventVerdict::Forward => self.queue.push_back(event.raw),
-                EventVerdict::Drop => {
-                    self.shared
-                        .metrics
-                        .malformed_events
-                        .with_label_values(&[self.ledger.route])
-                        .inc();
-                }
+                EventVerdict::Drop => self.count_malformed(),
                 EventVerdict::Done => self.done = Some(event.raw),
                 EventVerdict::Error(error) => {
                     let mut outcome = classify::classify_error_object(&error, None);
@@ -154,6 +167,14 @@ impl StreamWatch {
                 }
             }
         }
+    }
+
+    fn count_malformed(&self) {
+        self.shared
+            .metrics
+            .malformed_events
+            .with_label_values(&[self.ledger.route])
+            .inc();
     }
 
     /// Decides how the stream ends and queues its last bytes.

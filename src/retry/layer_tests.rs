@@ -26,6 +26,7 @@ fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
     let mut req = Request::new(Bytes::from_static(b"{}"));
     req.extensions_mut().insert(Ledger::new(
         http::HeaderValue::from_static("req-1"),
+        http::Method::POST,
         "/v1/chat/completions",
     ));
     req.extensions_mut().insert(RequestFacts {
