@@ -228,11 +228,7 @@ async fn inspect(
 fn apply(outcome: &mut crate::outcome::Outcome, findings: &Findings) {
     outcome.kind = findings.kind;
     outcome.model = findings.model.clone();
-    outcome.finish_reason = findings
-        .finish_reasons
-        .iter()
-        .find(|r| *r != "stop")
-        .cloned();
+    outcome.finish_reason = findings.notable_finish_reason();
     if findings.kind != Kind::Ok {
         outcome.message = Some(describe(outcome, findings.detail.as_deref()));
     }

@@ -61,6 +61,17 @@ pub struct Findings {
     pub detail: Option<String>,
 }
 
+impl Findings {
+    /// The finish_reason worth reporting: the first one that is neither
+    /// `stop` nor missing.
+    pub fn notable_finish_reason(&self) -> Option<String> {
+        self.finish_reasons
+            .iter()
+            .find(|r| !r.is_empty() && *r != "stop")
+            .cloned()
+    }
+}
+
 /// Token usage of one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {

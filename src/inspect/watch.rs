@@ -195,11 +195,7 @@ impl StreamWatch {
                     findings.detail.as_deref(),
                 )),
                 model: findings.model.clone(),
-                finish_reason: findings
-                    .finish_reasons
-                    .iter()
-                    .find(|r| *r != "stop")
-                    .cloned(),
+                finish_reason: findings.notable_finish_reason(),
                 upstream_request_id: self.upstream_request_id.clone(),
                 ..Outcome::default()
             },
