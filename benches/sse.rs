@@ -41,7 +41,11 @@ fn network_chunks(input: &[u8]) -> Vec<Bytes> {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let r = (seed >> 33) as usize;
-        let size = if r % 10 == 0 { 16 * 1024 } else { 1 + r % 1460 };
+        let size = if r.is_multiple_of(10) {
+            16 * 1024
+        } else {
+            1 + r % 1460
+        };
         let end = (at + size).min(all.len());
         chunks.push(all.slice(at..end));
         at = end;

@@ -23,6 +23,7 @@ use crate::inspect::layer::expectation;
 use crate::outcome::Outcome;
 use crate::preflight;
 use crate::proxy::attempt::Attempt;
+use crate::proxy::targets::Targets;
 use crate::respond::{self, RenderContext};
 use crate::taxonomy::Kind;
 
@@ -30,11 +31,12 @@ use crate::taxonomy::Kind;
 #[derive(Clone)]
 pub struct AdmitLayer {
     config: Arc<Config>,
+    targets: Arc<Targets>,
 }
 
 impl AdmitLayer {
-    pub fn new(config: Arc<Config>) -> Self {
-        AdmitLayer { config }
+    pub fn new(config: Arc<Config>, targets: Arc<Targets>) -> Self {
+        AdmitLayer { config, targets }
     }
 }
 
@@ -45,6 +47,7 @@ impl<S> Layer<S> for AdmitLayer {
         Admit {
             inner,
             config: self.config.clone(),
+            targets: self.targets.clone(),
         }
     }
 }
@@ -54,6 +57,7 @@ impl<S> Layer<S> for AdmitLayer {
 pub struct Admit<S> {
     inner: S,
     config: Arc<Config>,
+    targets: Arc<Targets>,
 }
 
 impl<S> Service<Request<Body>> for Admit<S>
@@ -72,11 +76,17 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
         let config = self.config.clone();
-        Box::pin(async move { Ok(admit(inner, &config, req).await) })
+        let targets = self.targets.clone();
+        Box::pin(async move { Ok(admit(inner, &config, &targets, req).await) })
     }
 }
 
-async fn admit<S>(inner: S, config: &Config, req: Request<Body>) -> Response<Body>
+async fn admit<S>(
+    inner: S,
+    config: &Config,
+    targets: &Targets,
+    req: Request<Body>,
+) -> Response<Body>
 where
     S: Service<Request<Bytes>, Response = Attempt, Error = Infallible>,
 {
@@ -140,7 +150,14 @@ where
         return respond::error(outcome, 0, &render);
     }
 
-    let facts = facts(&parts, &body, config, &ledger, secrets_owned.clone());
+    let facts = facts(
+        &parts,
+        &body,
+        config,
+        targets,
+        &ledger,
+        secrets_owned.clone(),
+    );
     ledger.entry().model = facts.model.clone();
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(facts);
@@ -170,6 +187,7 @@ fn facts(
     parts: &http::request::Parts,
     body: &Bytes,
     config: &Config,
+    targets: &Targets,
     ledger: &Ledger,
     secrets: Vec<String>,
 ) -> RequestFacts {
@@ -203,11 +221,13 @@ fn facts(
         .and_then(|v| v.trim().parse::<u32>().ok())
         .is_some_and(|n| n > 0);
     let expect = Arc::new(expectation(parts.uri.path(), json.as_deref()));
+    let plan = targets.plan(model.as_deref());
     RequestFacts {
         model,
         stream,
         deadline: ledger.started + timeout,
         client_retrying,
+        plan,
         json,
         expect,
         secrets: Arc::new(secrets),

@@ -38,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::outcome::Outcome;
 use crate::proxy::attempt::AttemptService;
-use crate::proxy::upstream::Upstream;
+use crate::proxy::targets::{Targets, TargetsError};
 use crate::retry::layer::RetryLayer;
 use crate::support::FailureLog;
 use crate::taxonomy::Kind;
@@ -58,8 +58,8 @@ pub struct App {
 pub enum BuildError {
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("upstream HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("targets: {0}")]
+    Targets(#[from] TargetsError),
 }
 
 #[derive(Clone)]
@@ -74,7 +74,7 @@ struct Ops {
 /// Builds the gateway for a validated configuration.
 pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let metrics = Arc::new(Metrics::new(config.metrics.max_model_labels)?);
-    let upstream = Arc::new(Upstream::new(&config.upstream)?);
+    let targets = Arc::new(Targets::new(&config, metrics.clone())?);
     let ready = Arc::new(AtomicBool::new(false));
     let failures = config
         .debug
@@ -85,14 +85,15 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         .layer(ObserveLayer::new(metrics.clone(), failures.clone()))
         .map_response(|r: Response<_>| r.map(Body::new))
         .layer(CatchPanicLayer::custom(panic_answer))
-        .layer(AdmitLayer::new(config.clone()))
+        .layer(AdmitLayer::new(config.clone(), targets.clone()))
         .layer(RetryLayer::new(
             config.retry.clone(),
             config.inspect.clone(),
             metrics.clone(),
+            targets.clone(),
         ))
         .layer(InspectLayer::new(&config, metrics.clone()))
-        .service(AttemptService::new(upstream, metrics.clone()));
+        .service(AttemptService::new(targets, metrics.clone()));
 
     let ops = Ops {
         metrics: metrics.clone(),
@@ -194,6 +195,8 @@ fn envelope_text(outcome: &Outcome) -> String {
 
 fn gateway_context(request_id: &str) -> EnvelopeContext<'_> {
     EnvelopeContext {
+        target: None,
+        attempt_kinds: &[],
         attempts: 0,
         request_id,
         secrets: &[],

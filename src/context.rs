@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::inspect::Expectation;
 use crate::outcome::Outcome;
+use crate::routing::Plan;
 use crate::taxonomy::Kind;
 
 /// The running account of one client request.
@@ -39,6 +40,13 @@ pub struct LedgerEntry {
     pub status: u16,
     /// The sanitized request body, kept only when `log.request_bodies` is on.
     pub request_body: Option<serde_json::Value>,
+    /// The position in the plan of the target the next (or last) attempt
+    /// goes to.
+    pub target: usize,
+    /// The label of that target (`upstream/model`), once one was chosen.
+    pub target_label: Option<String>,
+    /// Every attempt's kind, in order (for the envelope of a failed chain).
+    pub attempt_kinds: Vec<Kind>,
 }
 
 impl Ledger {
@@ -81,6 +89,8 @@ pub struct RequestFacts {
     pub deadline: Instant,
     /// The client said it is retrying itself (`x-stainless-retry-count` > 0).
     pub client_retrying: bool,
+    /// The targets this request may go to, in fallback order.
+    pub plan: Arc<Plan>,
     /// The parsed JSON body, when it was JSON.
     pub json: Option<Arc<serde_json::Value>>,
     /// What the request asked for (JSON mode, schema, stream), for the

@@ -28,6 +28,9 @@ pub const X_BACKSTOP_CLASS: HeaderName = HeaderName::from_static("x-backstop-cla
 /// `x-backstop-kind`: the kind label.
 pub const X_BACKSTOP_KIND: HeaderName = HeaderName::from_static("x-backstop-kind");
 /// `x-should-retry`: tells OpenAI SDKs not to retry on their own.
+/// `x-backstop-target`: the routing target (`upstream/model`) that answered.
+pub const X_BACKSTOP_TARGET: HeaderName = HeaderName::from_static("x-backstop-target");
+/// `x-should-retry`.
 pub const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
 /// The client's `retry-after` on a rate limit that came without a wait.
@@ -46,6 +49,10 @@ pub struct EnvelopeContext<'a> {
     /// `retry.max_attempts`: with 1, retryable failures leave the retrying
     /// to the client (no `x-should-retry: false`).
     pub max_attempts: u32,
+    /// The last attempt's target label, when routing chose one.
+    pub target: Option<&'a str>,
+    /// Every attempt's kind, in order.
+    pub attempt_kinds: &'a [Kind],
 }
 
 /// The status the client gets: the upstream's, except where the gateway
@@ -180,6 +187,12 @@ pub fn body(outcome: &Outcome, ctx: &EnvelopeContext) -> Bytes {
                 hint: hint(outcome),
                 model: outcome.model.as_ref().map(redact),
                 finish_reason: outcome.finish_reason.as_ref().map(redact),
+                target: ctx.target,
+                attempt_kinds: if ctx.attempt_kinds.len() > 1 {
+                    ctx.attempt_kinds.iter().map(|k| k.as_str()).collect()
+                } else {
+                    Vec::new()
+                },
             },
         },
     };
@@ -269,6 +282,13 @@ struct Backstop<'a> {
     model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     finish_reason: Option<String>,
+    /// The target (`upstream/model`) of the last attempt, when routing
+    /// rules are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    /// Every attempt's kind in order, when there was more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attempt_kinds: Vec<&'static str>,
 }
 
 fn is_redirect(status: u16) -> bool {

@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod respond;
 pub mod retry;
 pub mod route;
+pub mod routing;
 pub mod server;
 pub mod sse;
 pub mod support;

@@ -35,6 +35,11 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     pub malformed_events: IntCounterVec,
     pub uninspected: IntCounterVec,
+    pub target_state: IntGaugeVec,
+    pub fallbacks: IntCounterVec,
+    pub circuit_transitions: IntCounterVec,
+    pub ratelimit_remaining: IntGaugeVec,
+    pub pacing_waits: IntCounterVec,
     models: BoundedLabels,
     finish_reason_labels: BoundedLabels,
 }
@@ -113,6 +118,39 @@ impl Metrics {
             "Successful answers passed through without inspection (too large).",
             &["route"],
         )?;
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
+        // Target labels come from the configuration (upstream/model pairs),
+        // a closed set known at start.
+        let target_state = gauge(
+            "backstop_target_state",
+            "Circuit state per target: 0 closed, 1 half-open, 2 open (skipped).",
+            &["target"],
+        )?;
+        let fallbacks = counter(
+            "backstop_fallbacks_total",
+            "Moves to the next target of a route, by the failure that caused them.",
+            &["from", "to", "kind"],
+        )?;
+        let circuit_transitions = counter(
+            "backstop_circuit_transitions_total",
+            "Circuit state changes per target.",
+            &["target", "from", "to"],
+        )?;
+        let ratelimit_remaining = gauge(
+            "backstop_target_ratelimit_remaining",
+            "Remaining requests / tokens a target last advertised (x-ratelimit-remaining-*).",
+            &["target", "type"],
+        )?;
+        let pacing_waits = counter(
+            "backstop_pacing_waits_total",
+            "Requests held back until a target's rate-limit reset.",
+            &["target"],
+        )?;
         Ok(Metrics {
             registry,
             requests,
@@ -126,6 +164,11 @@ impl Metrics {
             tokens,
             malformed_events,
             uninspected,
+            target_state,
+            fallbacks,
+            circuit_transitions,
+            ratelimit_remaining,
+            pacing_waits,
             models: BoundedLabels::new(max_model_labels),
             finish_reason_labels: BoundedLabels::new(32),
         })

@@ -10,6 +10,7 @@ use crate::config::{InspectConfig, Policy};
 use crate::context::Ledger;
 use crate::envelope::{
     self, EnvelopeContext, X_BACKSTOP_ATTEMPTS, X_BACKSTOP_CLASS, X_BACKSTOP_KIND,
+    X_BACKSTOP_TARGET,
 };
 use crate::outcome::Outcome;
 use crate::proxy::attempt::Attempt;
@@ -40,6 +41,11 @@ pub fn render(attempt: Attempt, ctx: &RenderContext<'_>) -> Response<Body> {
     match response {
         Some(mut resp) if forward => {
             annotate(resp.headers_mut(), &outcome, attempts);
+            if let Some(label) = ctx.ledger.entry().target_label.as_deref() {
+                if let Ok(v) = HeaderValue::from_str(label) {
+                    resp.headers_mut().insert(X_BACKSTOP_TARGET, v);
+                }
+            }
             note(ctx.ledger, outcome, resp.status().as_u16());
             resp
         }
@@ -50,11 +56,17 @@ pub fn render(attempt: Attempt, ctx: &RenderContext<'_>) -> Response<Body> {
 /// The envelope answer for an outcome (also used for the gateway's own
 /// failures: 413, pre-flight, panics).
 pub fn error(outcome: Outcome, attempts: u32, ctx: &RenderContext<'_>) -> Response<Body> {
+    let (target, kinds) = {
+        let entry = ctx.ledger.entry();
+        (entry.target_label.clone(), entry.attempt_kinds.clone())
+    };
     let env = EnvelopeContext {
         attempts,
         request_id: ctx.ledger.request_id_str(),
         secrets: ctx.secrets,
         max_attempts: ctx.max_attempts,
+        target: target.as_deref(),
+        attempt_kinds: &kinds,
     };
     let resp = envelope::response(&outcome, &env).map(Body::from);
     note(ctx.ledger, outcome, resp.status().as_u16());

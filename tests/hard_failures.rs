@@ -59,7 +59,9 @@ async fn an_always_503_upstream_gets_max_attempts_and_the_client_an_envelope() {
                 "class": "hard", "kind": "server_error", "retryable": true,
                 "attempts": 3, "upstream_status": 503,
                 "request_id": "req-test", "upstream_request_id": "up-1",
-                "hint": "Retry later with backoff and keep the upstream request id; try another model if it persists"
+                "hint": "Retry later with backoff and keep the upstream request id; try another model if it persists",
+                "target": "default",
+                "attempt_kinds": ["server_error", "server_error", "server_error"]
             }
         }})
     );

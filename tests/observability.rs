@@ -305,15 +305,40 @@ async fn the_dashboard_queries_exported_metrics_and_prometheus_accepts_each() {
         c.inspect.max_body_bytes = 16;
     })
     .await;
-    let prom = Prometheus::start(&[busy.addr.to_string(), starved.addr.to_string()]).await;
+    // A gateway with a route over two targets: a rate-limited primary falls
+    // over to the backup, which exports the routing families.
+    let routed = gateway(&mock.base_url(), |c| {
+        c.upstreams.insert(
+            "backup".into(),
+            serde_json::from_value(json!({ "url": mock.base_url() })).unwrap(),
+        );
+        c.routes = vec![serde_json::from_value(json!({
+            "name": "m1",
+            "models": ["m1"],
+            "targets": [{"upstream": "default", "model": "m1"}, {"upstream": "backup", "model": "m1-backup"}],
+        }))
+        .unwrap()];
+    })
+    .await;
+    let prom = Prometheus::start(&[
+        busy.addr.to_string(),
+        starved.addr.to_string(),
+        routed.addr.to_string(),
+    ])
+    .await;
     for (scenario, stream) in [("status:503,ok", false), ("ok", true), ("malformed", true)] {
         assert_eq!(send(&busy, scenario, "m1", stream).await, 200, "{scenario}");
     }
     assert_eq!(send(&starved, "status:503", "m1", false).await, 503);
     assert_eq!(send(&starved, "ok", "m1", false).await, 200);
+    assert_eq!(
+        send(&routed, "error:rate_limit_exceeded,ok", "m1", false).await,
+        200
+    );
     let exported: BTreeSet<String> = families(&scrape(&busy, 3).await)
         .union(&families(&scrape(&starved, 2).await))
         .cloned()
+        .chain(families(&scrape(&routed, 1).await))
         .collect();
 
     let dashboard = load_dashboard();

@@ -92,12 +92,16 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, Con
             .map_or(file_source.clone(), |var| Source::Env(var.clone()));
         ConfigError::invalid(source, key, e.into_inner().to_string().trim().to_string())
     })?;
-    config.validate().map_err(|(key, message)| {
-        let source = from_env
+    let origin = |key: &str| {
+        from_env
             .get(key)
-            .map_or(file_source.clone(), |var| Source::Env(var.clone()));
-        ConfigError::invalid(source, key, message)
-    })?;
+            .map_or(file_source.clone(), |var| Source::Env(var.clone()))
+    };
+    config
+        .validate()
+        .map_err(|(key, message)| ConfigError::invalid(origin(key), key, message))?;
+    super::validate_routing(&config.routing())
+        .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
     Ok(config)
 }
 

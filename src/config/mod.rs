@@ -4,14 +4,17 @@
 //! overrides — is in [`load`]; the range checks are in [`validate`].
 
 mod load;
-mod validate;
+mod routing;
+pub(crate) mod validate;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use load::{load, ConfigError, Source};
+pub use routing::*;
 
 /// The whole configuration, as written in TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +31,12 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub debug: DebugConfig,
+    /// Named upstreams besides `[upstream]` (which is named `default`).
+    pub upstreams: BTreeMap<String, UpstreamEntry>,
+    /// Routing rules: requested model → ordered targets.
+    pub routes: Vec<RouteRule>,
+    pub circuit: CircuitConfig,
+    pub pacing: PacingConfig,
 }
 
 /// `[upstream]`: where requests go and how long each attempt may take.
@@ -170,6 +179,10 @@ impl Default for Config {
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
             debug: DebugConfig::default(),
+            upstreams: BTreeMap::new(),
+            routes: Vec::new(),
+            circuit: CircuitConfig::default(),
+            pacing: PacingConfig::default(),
         }
     }
 }
@@ -268,6 +281,16 @@ pub fn ms(v: u64) -> Duration {
 }
 
 impl Config {
+    /// The routing sections, for the routing table.
+    pub fn routing(&self) -> RoutingSections {
+        RoutingSections {
+            upstreams: self.upstreams.clone(),
+            routes: self.routes.clone(),
+            circuit: self.circuit.clone(),
+            pacing: self.pacing.clone(),
+        }
+    }
+
     /// The listen address, parsed (validation guarantees it parses).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen

@@ -77,7 +77,8 @@ fn positive(key: &'static str, v: u64) -> Result<(), Invalid> {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+/// An upstream base URL: http(s), a host, no query string.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
     let parsed: http::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?;

@@ -15,6 +15,8 @@ fn ctx(attempts: u32) -> EnvelopeContext<'static> {
         request_id: "req-local-1",
         secrets: &[KEY, ""],
         max_attempts: 3,
+        target: None,
+        attempt_kinds: &[],
     }
 }
 

@@ -214,12 +214,21 @@ impl StreamWatch {
             let mut outcome = outcome;
             let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
             outcome.redact(&secrets);
-            let attempts = self.ledger.entry().attempts;
+            let (attempts, target, kinds) = {
+                let entry = self.ledger.entry();
+                (
+                    entry.attempts,
+                    entry.target_label.clone(),
+                    entry.attempt_kinds.clone(),
+                )
+            };
             let ctx = EnvelopeContext {
                 attempts,
                 request_id: self.ledger.request_id_str(),
                 secrets: &secrets,
                 max_attempts: self.shared.max_attempts,
+                target: target.as_deref(),
+                attempt_kinds: &kinds,
             };
             self.queue
                 .push_back(envelope::sse_error_event(&outcome, &ctx));

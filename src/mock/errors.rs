@@ -211,7 +211,8 @@ pub fn named(e: NamedError, n: u64, model: &str, task: &str) -> ErrorReply {
         )
         .header("retry-after", "1")
         .header("x-ratelimit-limit-requests", "60")
-        .header("x-ratelimit-remaining-requests", "0"),
+        .header("x-ratelimit-remaining-requests", "0")
+        .header("x-ratelimit-reset-requests", "1s"),
         NamedError::ConcurrentLimitExceeded => ErrorReply::new(
             429,
             JSON,

@@ -192,6 +192,7 @@ fn rate_limit_headers() {
             ("retry-after", "1".to_owned()),
             ("x-ratelimit-limit-requests", "60".to_owned()),
             ("x-ratelimit-remaining-requests", "0".to_owned()),
+            ("x-ratelimit-reset-requests", "1s".to_owned()),
         ]
     );
     assert_eq!(

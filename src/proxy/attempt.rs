@@ -26,10 +26,13 @@ use crate::classify::{self, TransportFailure};
 use crate::context::{Ledger, RequestFacts};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::routing::Target;
 use crate::sse::SseParser;
+use crate::taxonomy::Kind;
 
 use super::headers;
-use super::upstream::{TransportError, Upstream};
+use super::targets::Targets;
+use super::upstream::TransportError;
 
 /// Error bodies are read up to this size; the rest is not needed to say
 /// what broke.
@@ -56,13 +59,13 @@ impl Attempt {
 /// The per-attempt service.
 #[derive(Clone)]
 pub struct AttemptService {
-    upstream: Arc<Upstream>,
+    targets: Arc<Targets>,
     metrics: Arc<Metrics>,
 }
 
 impl AttemptService {
-    pub fn new(upstream: Arc<Upstream>, metrics: Arc<Metrics>) -> Self {
-        AttemptService { upstream, metrics }
+    pub fn new(targets: Arc<Targets>, metrics: Arc<Metrics>) -> Self {
+        AttemptService { targets, metrics }
     }
 }
 
@@ -76,35 +79,58 @@ impl tower::Service<Request<Bytes>> for AttemptService {
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let upstream = self.upstream.clone();
+        let targets = self.targets.clone();
         let metrics = self.metrics.clone();
-        Box::pin(async move { Ok(attempt(&upstream, &metrics, req).await) })
+        Box::pin(async move { Ok(attempt(&targets, &metrics, req).await) })
     }
 }
 
-async fn attempt(upstream: &Upstream, metrics: &Metrics, req: Request<Bytes>) -> Attempt {
-    let Some(ledger) = req.extensions().get::<Arc<Ledger>>().cloned() else {
-        return Attempt::failed(Outcome::gateway(
-            crate::taxonomy::Kind::ServerError,
-            "internal: request reached the upstream leg without a ledger",
-        ));
+async fn attempt(targets: &Targets, metrics: &Metrics, req: Request<Bytes>) -> Attempt {
+    let internal = |what: &str| {
+        Attempt::failed(Outcome::gateway(
+            Kind::ServerError,
+            format!("internal: {what}"),
+        ))
     };
-    let stream = req
-        .extensions()
-        .get::<RequestFacts>()
-        .is_some_and(|f| f.stream);
-    let now = Instant::now();
-    let limit = req
-        .extensions()
-        .get::<RequestFacts>()
-        .map_or(upstream.first_byte_timeout, |f| {
-            upstream
-                .first_byte_timeout
-                .min(f.deadline.saturating_duration_since(now))
+    let (Some(ledger), Some(facts)) = (
+        req.extensions().get::<Arc<Ledger>>().cloned(),
+        req.extensions().get::<RequestFacts>().cloned(),
+    ) else {
+        return internal("request reached the upstream leg without its ledger");
+    };
+    let position = ledger.entry().target;
+    let Some(target) = facts.plan.targets.get(position) else {
+        return internal("no such target in the plan");
+    };
+    let Some(upstream) = targets.upstream(target) else {
+        return internal("the target's upstream is not configured");
+    };
+    // Hold back rather than fire into a 429 when the target said it is
+    // about to run out before its reset.
+    if let Err(until) = targets.pace(target, facts.deadline).await {
+        return Attempt::failed(Outcome {
+            retry_after: Some(until.saturating_duration_since(Instant::now())),
+            ..Outcome::gateway(
+                Kind::RateLimited,
+                format!(
+                    "held back by the gateway: {} advertised no requests left before its rate-limit reset",
+                    targets.label(target)
+                ),
+            )
         });
+    }
+    let stream = facts.stream;
+    let body = body_for(req.body(), &facts, target);
+    let now = Instant::now();
+    let first_byte_timeout = match target.first_token_timeout {
+        Some(t) if stream => t,
+        Some(_) | None => upstream.first_byte_timeout,
+    };
+    let limit = first_byte_timeout.min(facts.deadline.saturating_duration_since(now));
 
     let exchange = async {
-        let resp = upstream.send(&req, &ledger.request_id).await?;
+        let resp = upstream.send(&req, body, &ledger.request_id).await?;
+        targets.observe(target, resp.headers());
         let status = resp.status();
         let mut first_byte = now.elapsed();
         let attempt = if !status.is_success() || is_html(resp.headers()) {
@@ -142,6 +168,25 @@ async fn attempt(upstream: &Upstream, metrics: &Metrics, req: Request<Bytes>) ->
             TransportFailure::FirstByteTimeout,
             &format!("no answer within {} ms", limit.as_millis()),
         )),
+    }
+}
+
+/// The body for a target: the client's, with `model` replaced when the
+/// target sends another model than the one asked for.
+fn body_for(client: &Bytes, facts: &RequestFacts, target: &Target) -> Bytes {
+    let (Some(model), Some(json)) = (&target.model, &facts.json) else {
+        return client.clone();
+    };
+    if facts.model.as_deref() == Some(model.as_str()) {
+        return client.clone();
+    }
+    let mut rewritten = (**json).clone();
+    match rewritten.as_object_mut() {
+        Some(obj) => {
+            obj.insert("model".into(), serde_json::Value::String(model.clone()));
+            serde_json::to_vec(&rewritten).map_or_else(|_| client.clone(), Bytes::from)
+        }
+        None => client.clone(),
     }
 }
 

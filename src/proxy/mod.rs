@@ -3,4 +3,5 @@
 
 pub mod attempt;
 pub mod headers;
+pub mod targets;
 pub mod upstream;

@@ -67,10 +67,12 @@ impl Upstream {
         self.api_key.as_ref()
     }
 
-    /// Sends one attempt; resolves when the response headers arrive.
+    /// Sends one attempt of `req` with `body` (the client's, or rewritten
+    /// for the target); resolves when the response headers arrive.
     pub async fn send(
         &self,
         req: &Request<Bytes>,
+        body: Bytes,
         request_id: &HeaderValue,
     ) -> Result<reqwest::Response, TransportError> {
         let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -78,7 +80,7 @@ impl Upstream {
         self.client
             .request(req.method().clone(), self.url_for(path_and_query))
             .headers(headers)
-            .body(req.body().clone())
+            .body(body)
             .send()
             .await
             .map_err(|e| {

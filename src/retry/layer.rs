@@ -19,7 +19,10 @@ use tower::{Layer, Service, ServiceExt};
 use crate::config::{ms, InspectConfig, Policy, RetryConfig};
 use crate::context::{Ledger, RequestFacts};
 use crate::metrics::Metrics;
+use crate::outcome::Outcome;
 use crate::proxy::attempt::Attempt;
+use crate::proxy::targets::Targets;
+use crate::routing::next_target;
 use crate::taxonomy::{Class, Kind};
 
 use super::backoff::full_jitter;
@@ -39,10 +42,16 @@ struct Shared {
     inspect: InspectConfig,
     budget: TpsBudget,
     metrics: Arc<Metrics>,
+    targets: Arc<Targets>,
 }
 
 impl RetryLayer {
-    pub fn new(retry: RetryConfig, inspect: InspectConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        retry: RetryConfig,
+        inspect: InspectConfig,
+        metrics: Arc<Metrics>,
+        targets: Arc<Targets>,
+    ) -> Self {
         // Validation keeps the ratio within what TpsBudget accepts.
         let budget = TpsBudget::new(
             BUDGET_WINDOW,
@@ -55,6 +64,7 @@ impl RetryLayer {
                 inspect,
                 budget,
                 metrics,
+                targets,
             }),
         }
     }
@@ -140,44 +150,92 @@ async fn run<S>(inner: S, shared: &Shared, req: Request<Bytes>) -> Attempt
 where
     S: Service<Request<Bytes>, Response = Attempt, Error = Infallible> + Clone,
 {
-    let ledger = req.extensions().get::<Arc<Ledger>>().cloned();
-    let route = ledger.as_ref().map_or(crate::route::OTHER, |l| l.route);
-    let facts = req.extensions().get::<RequestFacts>().cloned();
-    let deadline = facts.as_ref().map(|f| f.deadline);
-    let defer_to_client = facts.as_ref().is_some_and(|f| f.client_retrying)
-        && !shared.retry.retry_when_client_retries;
+    let (Some(ledger), Some(facts)) = (
+        req.extensions().get::<Arc<Ledger>>().cloned(),
+        req.extensions().get::<RequestFacts>().cloned(),
+    ) else {
+        // Outside the assembled stack (no facts): one plain attempt.
+        let Ok(attempt) = inner.oneshot(req).await;
+        return attempt;
+    };
+    let route = ledger.route;
+    let plan = &facts.plan;
+    let targets = &shared.targets;
+    let defer_to_client = facts.client_retrying && !shared.retry.retry_when_client_retries;
     let metrics = &shared.metrics;
     shared.budget.deposit();
 
+    // Circuits skip a failing target only when the route has somewhere else
+    // to go: a single-target route (and the plain `[upstream]`) is never cut
+    // off — holding its load down is the retry budget's job.
+    let breaking = plan.targets.len() > 1;
+    let admit = |t: &crate::routing::Target| !breaking || targets.admit(t, Instant::now());
+    // The first target whose circuit lets a request through.
+    let Some(mut position) = plan.targets.iter().position(admit) else {
+        return Attempt::failed(Outcome::gateway(
+            Kind::ServerError,
+            "every target for this model is out of rotation after repeated failures (circuit open); retry shortly",
+        ));
+    };
     let mut attempts = 0u32;
     loop {
+        let Some(target) = plan.targets.get(position) else {
+            return Attempt::failed(Outcome::gateway(
+                Kind::ServerError,
+                "internal: no such target",
+            ));
+        };
+        {
+            let mut entry = ledger.entry();
+            entry.target = position;
+            entry.target_label = Some(targets.label(target).to_string());
+        }
         let Ok(attempt) = inner.clone().oneshot(replay(&req)).await;
         attempts += 1;
         let kind = attempt.outcome.kind;
-        metrics.record_attempt(route, kind);
-        if let Some(l) = &ledger {
-            l.entry().attempts = attempts;
+        if breaking {
+            targets.record(target, kind, Instant::now());
         }
-        let backoff = full_jitter(
-            attempts - 1,
-            ms(shared.retry.base_delay_ms),
-            ms(shared.retry.max_delay_ms),
-            &mut rand::rng(),
-        );
-        let remaining = deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
+        metrics.record_attempt(route, kind);
+        {
+            let mut entry = ledger.entry();
+            entry.attempts = attempts;
+            entry.attempt_kinds.push(kind);
+        }
+        let remaining = facts.deadline.saturating_duration_since(Instant::now());
+        // Where this failure may fall over to, asked only when another
+        // attempt is possible at all (asking admits a half-open target's probe).
+        let may_continue = !attempt.outcome.is_ok()
+            && attempts < shared.retry.max_attempts
+            && !defer_to_client
+            && !remaining.is_zero();
+        let fallback = if may_continue {
+            next_target(plan, position, kind, admit)
+        } else {
+            None
+        };
         let step = Step {
             outcome: &attempt.outcome,
             attempts,
             max_attempts: shared.retry.max_attempts,
             retryable: retryable(kind, &shared.inspect) || attempt.outcome.transient,
             defer_to_client,
-            backoff,
+            backoff: full_jitter(
+                attempts - 1,
+                ms(shared.retry.base_delay_ms),
+                ms(shared.retry.max_delay_ms),
+                &mut rand::rng(),
+            ),
             max_retry_after: ms(shared.retry.max_retry_after_ms),
             remaining,
+            fallback,
         };
-        match decide(&step) {
+        let decision = decide(&step);
+        let unused_fallback = fallback.filter(|n| decision != Decision::Fallback(*n));
+        if let Some(t) = unused_fallback.and_then(|n| plan.targets.get(n)) {
+            targets.release(t);
+        }
+        match decision {
             Decision::Stop(stop) => {
                 if stop != Stop::Success {
                     tracing::debug!(kind = %kind, attempts, reason = ?stop, "not retrying");
@@ -185,25 +243,53 @@ where
                 return attempt;
             }
             Decision::Retry(wait) => {
-                if !shared.budget.withdraw() {
-                    metrics
-                        .retry_budget_exhausted
-                        .with_label_values(&[route])
-                        .inc();
-                    tracing::debug!(kind = %kind, attempts, "retry budget exhausted");
+                if !spend_budget(shared, route, kind, attempts) {
                     return attempt;
                 }
-                metrics
-                    .retries
-                    .with_label_values(&[route, kind.as_str()])
-                    .inc();
                 tracing::debug!(kind = %kind, attempts, wait_ms = wait.as_millis() as u64, "retrying");
                 // The failed answer's connection is released before the wait.
                 drop(attempt);
                 tokio::time::sleep(wait).await;
             }
+            Decision::Fallback(next) => {
+                let to = plan.targets.get(next);
+                if !spend_budget(shared, route, kind, attempts) {
+                    if let Some(t) = to {
+                        targets.release(t);
+                    }
+                    return attempt;
+                }
+                let from_label = targets.label(target);
+                let to_label = to.map_or("unknown", |t| targets.label(t));
+                metrics
+                    .fallbacks
+                    .with_label_values(&[from_label, to_label, kind.as_str()])
+                    .inc();
+                tracing::info!(kind = %kind, attempts, from = from_label, to = to_label, "falling over to the next target");
+                position = next;
+            }
         }
     }
+}
+
+/// Takes one retry from the shared budget; when it is spent the failure
+/// goes back unretried and the exhaustion is counted.
+fn spend_budget(shared: &Shared, route: &str, kind: Kind, attempts: u32) -> bool {
+    if !shared.budget.withdraw() {
+        shared
+            .metrics
+            .retry_budget_exhausted
+            .with_label_values(&[route])
+            .inc();
+        tracing::debug!(kind = %kind, attempts, "retry budget exhausted");
+        return false;
+    }
+    shared
+        .metrics
+        .retries
+        .with_label_values(&[route, kind.as_str()])
+        .inc();
+    true
 }
 
 /// A copy of the buffered request for one more attempt (the body is a

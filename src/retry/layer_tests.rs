@@ -22,6 +22,10 @@ fn config() -> RetryConfig {
     }
 }
 
+fn targets(metrics: &Arc<Metrics>) -> Arc<Targets> {
+    Arc::new(Targets::new(&crate::config::Config::default(), metrics.clone()).unwrap())
+}
+
 fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
     let mut req = Request::new(Bytes::from_static(b"{}"));
     req.extensions_mut().insert(Ledger::new(
@@ -34,6 +38,7 @@ fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
         stream: false,
         deadline: Instant::now() + deadline_in,
         client_retrying,
+        plan: targets(&Arc::new(Metrics::new(1).unwrap())).plan(Some("m")),
         json: None,
         expect: Arc::default(),
         secrets: Arc::default(),
@@ -60,7 +65,13 @@ async fn run_with(
             async move { Ok::<_, Infallible>(Attempt::failed(outcome)) }
         })
     };
-    let svc = RetryLayer::new(retry, InspectConfig::default(), metrics.clone()).layer(inner);
+    let svc = RetryLayer::new(
+        retry,
+        InspectConfig::default(),
+        metrics.clone(),
+        targets(&metrics),
+    )
+    .layer(inner);
     let start = Instant::now();
     let attempt = svc.oneshot(req).await.unwrap();
     (
@@ -255,7 +266,13 @@ async fn the_budget_bounds_upstream_load_under_an_always_failing_upstream() {
             async { Ok::<_, Infallible>(Attempt::failed(Outcome::of(Kind::ServerError))) }
         })
     };
-    let svc = RetryLayer::new(retry, InspectConfig::default(), metrics.clone()).layer(inner);
+    let svc = RetryLayer::new(
+        retry,
+        InspectConfig::default(),
+        metrics.clone(),
+        targets(&metrics),
+    )
+    .layer(inner);
     let requests = 100u32;
     for _ in 0..requests {
         svc.clone()

@@ -24,6 +24,9 @@ pub struct Step<'a> {
     pub max_retry_after: Duration,
     /// Time left until the request's deadline.
     pub remaining: Duration,
+    /// The next target of the route this failure may fall over to (the
+    /// routing rules' decision), if any.
+    pub fallback: Option<usize>,
 }
 
 /// What to do after an attempt.
@@ -31,6 +34,8 @@ pub struct Step<'a> {
 pub enum Decision {
     /// Wait this long, then attempt again (if the budget allows).
     Retry(Duration),
+    /// Attempt at once on this target of the plan (if the budget allows).
+    Fallback(usize),
     /// Answer the client with this attempt.
     Stop(Stop),
 }
@@ -53,14 +58,25 @@ pub fn decide(step: &Step<'_>) -> Decision {
     if step.outcome.is_ok() {
         return Decision::Stop(Stop::Success);
     }
-    if !step.retryable {
-        return Decision::Stop(Stop::NotRetryable);
-    }
+    // One attempt count covers the whole chain: a fallback does not
+    // restart it.
     if step.attempts >= step.max_attempts {
         return Decision::Stop(Stop::AttemptsExhausted);
     }
     if step.defer_to_client {
         return Decision::Stop(Stop::ClientRetries);
+    }
+    // Another target needs no backoff: it is not the one that failed (and a
+    // timeout moves on rather than waiting on the same silent target).
+    if let Some(next) = step.fallback {
+        return if step.remaining.is_zero() {
+            Decision::Stop(Stop::DeadlineTooClose)
+        } else {
+            Decision::Fallback(next)
+        };
+    }
+    if !step.retryable {
+        return Decision::Stop(Stop::NotRetryable);
     }
     let asked = step.outcome.retry_after.unwrap_or(Duration::ZERO);
     if asked > step.max_retry_after {
@@ -88,6 +104,7 @@ mod tests {
             backoff: Duration::from_millis(300),
             max_retry_after: Duration::from_secs(30),
             remaining: Duration::from_secs(600),
+            fallback: None,
         }
     }
 
@@ -149,6 +166,33 @@ mod tests {
                 "retry-after too long",
                 step(&asks_60s),
                 Decision::Stop(Stop::RetryAfterTooLong),
+            ),
+            (
+                "a fallback goes at once, even for a kind not retried in place",
+                Step {
+                    fallback: Some(1),
+                    retryable: false,
+                    ..step(&failed)
+                },
+                Decision::Fallback(1),
+            ),
+            (
+                "a fallback still counts against max_attempts",
+                Step {
+                    fallback: Some(1),
+                    attempts: 3,
+                    ..step(&failed)
+                },
+                Decision::Stop(Stop::AttemptsExhausted),
+            ),
+            (
+                "no fallback past the deadline",
+                Step {
+                    fallback: Some(1),
+                    remaining: Duration::ZERO,
+                    ..step(&failed)
+                },
+                Decision::Stop(Stop::DeadlineTooClose),
             ),
             (
                 "wait past the deadline",

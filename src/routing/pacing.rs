@@ -1,0 +1,216 @@
+//! Rate-limit pacing per target: read what every answer says is left of
+//! the target's rate limit (`x-ratelimit-remaining-*`, `x-ratelimit-reset-*`)
+//! and hold requests back, in a bounded queue for a bounded wait, rather than
+//! fire them into a 429 — a target that advertised 10 remaining requests
+//! gets no 11th before its reset.
+//!
+//! The proxy keeps one [`Pacer`] per `TargetId`, calls
+//! [`Pacer::observe`] with each answer's headers and [`Pacer::reserve`]
+//! before each attempt. The pacer keeps a local count: each `Go` takes one
+//! request off the advertised remainder; answers only ever lower it within
+//! a window (an answer may predate requests already sent), and set the
+//! reset instant. Past the reset the count is unknown and everyone goes
+//! until the next answer says more. Tokens are not counted locally (a
+//! request's size is not known here): only an advertised 0 holds requests
+//! back.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderName};
+use tokio::time::Instant;
+
+use crate::config::PacingConfig;
+use crate::retry::after;
+
+const REMAINING_REQUESTS: &str = "x-ratelimit-remaining-requests";
+const REMAINING_TOKENS: &str = "x-ratelimit-remaining-tokens";
+const RESET_REQUESTS: &str = "x-ratelimit-reset-requests";
+const RESET_TOKENS: &str = "x-ratelimit-reset-tokens";
+
+/// What a request about to go to the target should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Go now (one request of the remainder is taken).
+    Go,
+    /// Sleep until this instant, then call `reserve` again (or
+    /// `cancel_wait` with it when giving up first).
+    Wait(Instant),
+    /// Do not wait: the reset is further than `max_wait`, at or past the
+    /// deadline, or the queue is full. `until` is the reset instant.
+    Refuse { until: Instant },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bucket {
+    remaining: u64,
+    reset_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: Option<Bucket>,
+    tokens: Option<Bucket>,
+    /// Wake instant → requests told to wait until then.
+    waiters: BTreeMap<Instant, usize>,
+}
+
+impl Inner {
+    /// Forgets what the reset made stale.
+    fn expire(&mut self, now: Instant) {
+        let live = |b: &Bucket| b.reset_at > now;
+        self.requests = self.requests.filter(live);
+        self.tokens = self.tokens.filter(live);
+        self.waiters.retain(|at, _| *at > now);
+    }
+}
+
+/// One target's pacer. `Send + Sync`: share it in an `Arc`.
+#[derive(Debug)]
+pub struct Pacer {
+    enabled: bool,
+    reserve: u64,
+    max_wait: Duration,
+    max_queue: usize,
+    inner: Mutex<Inner>,
+}
+
+impl Pacer {
+    /// A pacer that knows nothing yet, with the `[pacing]` settings.
+    pub fn new(config: &PacingConfig) -> Pacer {
+        Pacer {
+            enabled: config.enabled,
+            reserve: config.reserve,
+            max_wait: Duration::from_millis(config.max_wait_ms),
+            max_queue: config.max_queue,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The state stays consistent whatever panicked while holding it.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads an answer's rate-limit headers. A bucket is updated only when
+    /// both its remaining count and its reset parse; `wall` is the clock
+    /// the epoch forms of the reset are read against. Done even when
+    /// pacing is off, for the gauges.
+    pub fn observe(&self, headers: &HeaderMap, now: Instant, wall: SystemTime) {
+        let requests = bucket(headers, REMAINING_REQUESTS, RESET_REQUESTS, now, wall);
+        let tokens = bucket(headers, REMAINING_TOKENS, RESET_TOKENS, now, wall);
+        let mut inner = self.lock();
+        inner.expire(now);
+        if let Some(seen) = requests {
+            let remaining = inner
+                .requests
+                .map_or(seen.remaining, |known| known.remaining.min(seen.remaining));
+            inner.requests = Some(Bucket { remaining, ..seen });
+        }
+        if tokens.is_some() {
+            inner.tokens = tokens;
+        }
+    }
+
+    /// Whether a request may go to the target now. `deadline` is the
+    /// request's: a wait that would end at or after it is refused.
+    pub fn reserve(&self, now: Instant, deadline: Instant) -> Reservation {
+        if !self.enabled {
+            return Reservation::Go;
+        }
+        let mut inner = self.lock();
+        inner.expire(now);
+        let requests_until = inner
+            .requests
+            .filter(|b| b.remaining <= self.reserve)
+            .map(|b| b.reset_at);
+        let tokens_until = inner
+            .tokens
+            .filter(|b| b.remaining == 0)
+            .map(|b| b.reset_at);
+        let Some(until) = requests_until.max(tokens_until) else {
+            if let Some(b) = inner.requests.as_mut() {
+                b.remaining = b.remaining.saturating_sub(1);
+            }
+            return Reservation::Go;
+        };
+        let waiting: usize = inner.waiters.values().sum();
+        if until >= deadline
+            || until.saturating_duration_since(now) > self.max_wait
+            || waiting >= self.max_queue
+        {
+            return Reservation::Refuse { until };
+        }
+        *inner.waiters.entry(until).or_insert(0) += 1;
+        Reservation::Wait(until)
+    }
+
+    /// A request told to `Wait(at)` gives up before `at`: its place in the
+    /// queue is freed. (Past `at` it has left the queue already.)
+    pub fn cancel_wait(&self, at: Instant) {
+        let mut inner = self.lock();
+        if let Some(n) = inner.waiters.get_mut(&at) {
+            *n -= 1;
+            if *n == 0 {
+                inner.waiters.remove(&at);
+            }
+        }
+    }
+
+    /// Remaining requests (the local count) and tokens, as far as known
+    /// at `now`, for the gauges.
+    pub fn snapshot(&self, now: Instant) -> (Option<u64>, Option<u64>) {
+        let inner = self.lock();
+        let known = |b: Option<Bucket>| b.filter(|b| b.reset_at > now).map(|b| b.remaining);
+        (known(inner.requests), known(inner.tokens))
+    }
+
+    /// Requests waiting at `now`.
+    pub fn waiting(&self, now: Instant) -> usize {
+        let inner = self.lock();
+        inner
+            .waiters
+            .iter()
+            .filter(|(at, _)| **at > now)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// One bucket from an answer, when both of its headers parse.
+fn bucket(
+    headers: &HeaderMap,
+    remaining: &str,
+    reset: &'static str,
+    now: Instant,
+    wall: SystemTime,
+) -> Option<Bucket> {
+    let remaining = headers
+        .get(remaining)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    let reset_at = now.checked_add(reset_in(headers, reset, wall)?)?;
+    Some(Bucket {
+        remaining,
+        reset_at,
+    })
+}
+
+/// The wait one `x-ratelimit-reset-*` header announces, in any form
+/// `retry::after` reads (Go duration, seconds, Unix timestamp). That module
+/// only exposes the longer of both headers, so the one asked for is handed
+/// to it alone.
+fn reset_in(headers: &HeaderMap, name: &'static str, wall: SystemTime) -> Option<Duration> {
+    let value = headers.get(name)?;
+    let mut one = HeaderMap::with_capacity(1);
+    one.insert(HeaderName::from_static(name), value.clone());
+    after::ratelimit_reset(&one, wall)
+}
+
+#[cfg(test)]
+#[path = "pacing_tests.rs"]
+mod tests;
