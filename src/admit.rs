@@ -140,19 +140,21 @@ where
     if config.log.request_bodies {
         ledger.entry().request_body = Some(crate::support::sanitize(&body, &secrets));
     }
-    if let Err(outcome) = preflight::check(
+    let parsed = match preflight::check_parsed(
         &parts.method,
         parts.uri.path(),
         &parts.headers,
         &body,
         config.preflight.strict,
     ) {
-        return respond::error(outcome, 0, &render);
-    }
+        Ok(parsed) => parsed,
+        Err(outcome) => return respond::error(outcome, 0, &render),
+    };
 
     let facts = facts(
         &parts,
         &body,
+        parsed,
         config,
         targets,
         &ledger,
@@ -186,18 +188,23 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 fn facts(
     parts: &http::request::Parts,
     body: &Bytes,
+    parsed: Option<serde_json::Value>,
     config: &Config,
     targets: &Targets,
     ledger: &Ledger,
     secrets: Vec<String>,
 ) -> RequestFacts {
     let headers = &parts.headers;
-    let json = if body.first().is_some_and(|b| *b == b'{') {
-        serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .map(Arc::new)
-    } else {
-        None
+    // Parsed once: by the pre-flight checks for the JSON endpoints, here for
+    // any other JSON-looking body.
+    let json = match parsed {
+        Some(v) => Some(Arc::new(v)),
+        None if body.first().is_some_and(|b| *b == b'{') => {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .map(Arc::new)
+        }
+        None => None,
     };
     let model = json
         .as_ref()

@@ -38,9 +38,21 @@ pub fn check(
     body: &[u8],
     strict: bool,
 ) -> Result<(), Outcome> {
+    check_parsed(method, path, headers, body, strict).map(|_| ())
+}
+
+/// [`check`], handing back the body it parsed (a JSON endpoint's object), so
+/// the caller need not parse it a second time.
+pub fn check_parsed(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    strict: bool,
+) -> Result<Option<Value>, Outcome> {
     check_authorization(headers)?;
     if method != Method::POST || !is_json_endpoint(path) || !may_read_json(headers) {
-        return Ok(());
+        return Ok(None);
     }
     let chat = path_of(path).ends_with("/chat/completions");
     if body.trim_ascii().is_empty() {
@@ -52,7 +64,7 @@ pub fn check(
                     .to_owned(),
             ));
         }
-        return Ok(());
+        return Ok(None);
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| bad_request(None, format!("The request body is not valid JSON: {e}")))?;
@@ -71,7 +83,7 @@ pub fn check(
     if strict {
         check_ranges(&object)?;
     }
-    Ok(())
+    Ok(Some(Value::Object(object)))
 }
 
 /// `Authorization`, when present, must be `Bearer <key>` with a clean key.

@@ -360,7 +360,7 @@ async fn the_dashboard_queries_exported_metrics_and_prometheus_accepts_each() {
 
     // Prometheus parses and evaluates each query, Grafana's variables
     // replaced by what they stand for.
-    prom.wait_for("count(up == 1)", 2.0).await;
+    prom.wait_for("count(up == 1)", 3.0).await;
     for expr in &exprs {
         let query = expr
             .replace("$__rate_interval", "1m")

@@ -37,6 +37,16 @@ pub struct Config {
     pub routes: Vec<RouteRule>,
     pub circuit: CircuitConfig,
     pub pacing: PacingConfig,
+    pub runtime: RuntimeConfig,
+}
+
+/// `[runtime]`: the async runtime.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 = one per CPU core. A sidecar given one core runs
+    /// best with 1 (no hand-offs between threads).
+    pub worker_threads: usize,
 }
 
 /// `[upstream]`: where requests go and how long each attempt may take.
@@ -183,6 +193,7 @@ impl Default for Config {
             routes: Vec::new(),
             circuit: CircuitConfig::default(),
             pacing: PacingConfig::default(),
+            runtime: RuntimeConfig::default(),
         }
     }
 }

@@ -8,7 +8,7 @@
 
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -52,14 +52,16 @@ function binary(name) {
  * Start `binDir()/name args...` in a fresh empty working directory (so no
  * `config/backstop.toml` of the caller's is picked up) and resolve to
  * `{ name, url, child, stderr(), stop() }` once it printed
- * `... listening on http://HOST:PORT`.
+ * `... listening on http://HOST:PORT`. `files` (relative name -> text) are
+ * written into that directory first, and go away with it.
  */
-export async function start(name, args = [], env = {}) {
+export async function start(name, args = [], env = {}, files = {}) {
   // The gateway rejects every unknown BACKSTOP_* variable as a config key,
   // so none of ours (BACKSTOP_BIN_DIR, BACKSTOP_TEST_*) or the caller's shell
   // leaks in: children see exactly the BACKSTOP_* given here.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BACKSTOP_')));
   const cwd = mkdtempSync(path.join(tmpdir(), `${name}-`));
+  for (const [rel, text] of Object.entries(files)) writeFileSync(path.join(cwd, rel), text, 'utf8');
   const child = spawn(binary(name), args, {
     cwd,
     env: { ...inherited, NO_COLOR: '1', ...env },
@@ -138,6 +140,29 @@ export function startGateway(mockUrl, extraEnv = {}) {
     ...GATEWAY_TEST_ENV,
     ...extraEnv,
   });
+}
+
+/** Relative to the gateway's working directory, where `start` writes it. */
+export const GATEWAY_CONFIG_FILE = 'backstop-test.toml';
+
+/**
+ * `backstop` reading `configToml` as its config file (written into its
+ * working directory, named by `BACKSTOP_CONFIG`), with fast retries and
+ * `extraEnv` on top. No `BACKSTOP_UPSTREAM`: the file's `[upstream]` and
+ * `[upstreams.*]` say where requests go.
+ */
+export function startGatewayWithConfig(configToml, extraEnv = {}) {
+  return start(
+    'backstop',
+    [],
+    {
+      BACKSTOP_LISTEN: '127.0.0.1:0',
+      BACKSTOP_CONFIG: GATEWAY_CONFIG_FILE,
+      ...GATEWAY_TEST_ENV,
+      ...extraEnv,
+    },
+    { [GATEWAY_CONFIG_FILE]: configToml },
+  );
 }
 
 /** A mock and a gateway in front of it; `stop()` ends both. */

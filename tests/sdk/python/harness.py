@@ -100,10 +100,17 @@ def _pump(stream: IO[bytes], lines: "queue.Queue[str | None]") -> None:
     lines.put(None)
 
 
-def start(name: str, args: list[str], env: Mapping[str, str] | None = None) -> Server:
+def start(
+    name: str,
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    files: Mapping[str, str] | None = None,
+) -> Server:
     """Start `bin_dir()/name args...` in a fresh empty working directory (so
     no `config/backstop.toml` of the caller's is picked up), wait for its
-    `... listening on http://HOST:PORT` line and return it as a [`Server`]."""
+    `... listening on http://HOST:PORT` line and return it as a [`Server`].
+    `files` (relative name -> text) are written into that directory first,
+    and go away with it."""
     # The gateway rejects every unknown BACKSTOP_* variable as a config key,
     # so none of ours (BACKSTOP_BIN_DIR, BACKSTOP_TEST_*) or the caller's
     # shell leaks in: children see exactly the BACKSTOP_* given here.
@@ -111,6 +118,8 @@ def start(name: str, args: list[str], env: Mapping[str, str] | None = None) -> S
     full_env["NO_COLOR"] = "1"  # plain logs in failure reports
     full_env.update(env or {})
     workdir = tempfile.TemporaryDirectory(prefix=f"{name}-")
+    for rel, text in (files or {}).items():
+        (Path(workdir.name) / rel).write_text(text, encoding="utf-8")
     stderr_file = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(binary(name)), *args],
@@ -160,6 +169,24 @@ def start_gateway(mock_url: str, extra_env: Mapping[str, str] | None = None) -> 
         **(extra_env or {}),
     }
     return start("backstop", [], env)
+
+
+def start_gateway_with_config(config_toml: str, extra_env: Mapping[str, str] | None = None) -> Server:
+    """`backstop` reading `config_toml` as its config file (written into its
+    working directory, named by `BACKSTOP_CONFIG`), with fast retries and
+    `extra_env` on top. No `BACKSTOP_UPSTREAM`: the file's `[upstream]` and
+    `[upstreams.*]` say where requests go."""
+    env = {
+        "BACKSTOP_LISTEN": "127.0.0.1:0",
+        "BACKSTOP_CONFIG": GATEWAY_CONFIG_FILE,
+        **GATEWAY_TEST_ENV,
+        **(extra_env or {}),
+    }
+    return start("backstop", [], env, files={GATEWAY_CONFIG_FILE: config_toml})
+
+
+# Relative to the gateway's working directory, where `start` writes it.
+GATEWAY_CONFIG_FILE = "backstop-test.toml"
 
 
 def new_key() -> str:
