@@ -92,7 +92,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
             metrics.clone(),
             targets.clone(),
         ))
-        .layer(InspectLayer::new(&config, metrics.clone()))
+        .layer(InspectLayer::new(&config, metrics.clone(), targets.clone()))
         .service(AttemptService::new(targets, metrics.clone()));
 
     let ops = Ops {

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub circuit_transitions: IntCounterVec,
     pub ratelimit_remaining: IntGaugeVec,
     pub pacing_waits: IntCounterVec,
+    pub stream_repairs: IntCounterVec,
     models: BoundedLabels,
     finish_reason_labels: BoundedLabels,
 }
@@ -151,6 +152,11 @@ impl Metrics {
             "Requests held back until a target's rate-limit reset.",
             &["target"],
         )?;
+        let stream_repairs = counter(
+            "backstop_stream_repairs_total",
+            "Cut streams continued on a prefill-capable target.",
+            &["route"],
+        )?;
         Ok(Metrics {
             registry,
             requests,
@@ -169,6 +175,7 @@ impl Metrics {
             circuit_transitions,
             ratelimit_remaining,
             pacing_waits,
+            stream_repairs,
             models: BoundedLabels::new(max_model_labels),
             finish_reason_labels: BoundedLabels::new(32),
         })

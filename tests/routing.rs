@@ -374,3 +374,102 @@ async fn pacing_keeps_a_target_within_its_advertised_remaining_requests() {
         1.0
     );
 }
+
+/// A continuation upstream: checks the prefill and streams the rest.
+async fn continuation(status: u16) -> Scripted {
+    Scripted::start(move |_, _| {
+        if status != 200 {
+            return Answer::json(status, r#"{"error":{"message":"continuation failed"}}"#);
+        }
+        Answer::sse(vec![
+            (Duration::ZERO, "data: {\"id\":\"c2\",\"object\":\"chat.completion.chunk\",\"model\":\"fallback-model\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" backstop.\"},\"finish_reason\":null}]}\n\n"),
+            (Duration::ZERO, "data: {\"id\":\"c2\",\"object\":\"chat.completion.chunk\",\"model\":\"fallback-model\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"),
+            (Duration::ZERO, "data: [DONE]\n\n"),
+        ])
+    })
+    .await
+}
+
+async fn repair_gateway(
+    mock_url: String,
+    backup: &Scripted,
+    prefill: bool,
+) -> backstop::server::Running {
+    let backup_url = backup.base_url();
+    gateway(&mock_url, move |c| {
+        c.upstreams.insert(
+            "backup".into(),
+            serde_json::from_value(json!({ "url": backup_url, "prefill": prefill })).unwrap(),
+        );
+        let mut r = route(vec![
+            target("default", "primary-model"),
+            target("backup", "fallback-model"),
+        ]);
+        r.repair_streams = true;
+        c.routes = vec![r];
+    })
+    .await
+}
+
+async fn cut_stream(base: &str) -> (String, Vec<Value>) {
+    let text = client()
+        .post(format!("{base}/chat/completions"))
+        .header("x-mock-scenario", "cut:2")
+        .json(&json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let content: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (
+        format!("{content}|{}", text.ends_with("data: [DONE]\n\n")),
+        events,
+    )
+}
+
+#[tokio::test]
+async fn a_cut_stream_is_repaired_on_a_prefill_capable_target() {
+    let mock = backstop::mock::MockServer::start(backstop::mock::MockConfig::default())
+        .await
+        .unwrap();
+    let backup = continuation(200).await;
+    let gw = repair_gateway(mock.base_url(), &backup, true).await;
+    let (summary, _) = cut_stream(&gw.base_url()).await;
+    assert_eq!(summary, "Hello from backstop.|true", "one complete answer");
+    let sent: Value = serde_json::from_slice(&backup.seen()[0].body).unwrap();
+    assert_eq!(sent["model"], "fallback-model");
+    assert_eq!(
+        sent["messages"][1],
+        json!({"role": "assistant", "content": "Hello from"})
+    );
+    assert_eq!(backup.count(), 1);
+}
+
+#[tokio::test]
+async fn without_prefill_or_when_the_continuation_fails_the_original_error_closes_the_stream() {
+    let mock = backstop::mock::MockServer::start(backstop::mock::MockConfig::default())
+        .await
+        .unwrap();
+    for (prefill, status, continuations) in [(false, 200, 0), (true, 500, 1)] {
+        let backup = continuation(status).await;
+        let gw = repair_gateway(mock.base_url(), &backup, prefill).await;
+        let (summary, events) = cut_stream(&gw.base_url()).await;
+        assert_eq!(summary, "Hello from|false", "prefill {prefill}");
+        let last = events.last().unwrap();
+        assert_eq!(
+            last["error"]["backstop"]["kind"], "stream_truncated",
+            "the original failure, not the continuation's"
+        );
+        assert_eq!(backup.count(), continuations);
+    }
+}

@@ -39,7 +39,9 @@ use crate::retry::layer::inspect_policy;
 use crate::taxonomy::Kind;
 
 use crate::proxy::attempt::prefixed;
+use crate::proxy::targets::Targets;
 
+use super::repair::Repair;
 use super::watch::{into_body, StreamWatch};
 use super::{
     inspect_body, inspect_images, normalize_video, Endpoint, Expectation, Findings, VideoBody,
@@ -54,6 +56,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub max_attempts: u32,
     pub stream_idle_timeout: Duration,
+    /// For stream repair: the targets a continuation may go to.
+    pub targets: Arc<Targets>,
     /// Video task ids this gateway saw created, and when.
     tasks: Mutex<HashMap<String, Instant>>,
 }
@@ -106,11 +110,12 @@ pub struct InspectLayer {
 }
 
 impl InspectLayer {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &Config, metrics: Arc<Metrics>, targets: Arc<Targets>) -> Self {
         InspectLayer {
             shared: Arc::new(Shared {
                 inspect: config.inspect.clone(),
                 metrics,
+                targets,
                 max_attempts: config.retry.max_attempts,
                 stream_idle_timeout: ms(config.upstream.stream_idle_timeout_ms),
                 tasks: Mutex::new(HashMap::new()),
@@ -158,11 +163,27 @@ where
             let path = req.uri().path().to_string();
             let facts = req.extensions().get::<RequestFacts>().cloned();
             let ledger = req.extensions().get::<Arc<Ledger>>().cloned();
+            // A repairable stream keeps what a continuation needs to resend.
+            let resend = facts
+                .as_ref()
+                .filter(|f| f.stream && f.plan.repair_streams)
+                .map(|_| (req.uri().clone(), req.headers().clone()));
             let Ok(attempt) = inner.oneshot(req).await;
             let (Some(facts), Some(ledger)) = (facts, ledger) else {
                 return Ok(attempt);
             };
-            Ok(inspect(&shared, &method, &path, &facts, ledger, attempt).await)
+            let repair = resend.and_then(|(uri, headers)| {
+                Some(Repair {
+                    targets: shared.targets.clone(),
+                    plan: facts.plan.clone(),
+                    position: ledger.entry().target,
+                    json: facts.json.clone()?,
+                    uri,
+                    headers,
+                    request_id: ledger.request_id.clone(),
+                })
+            });
+            Ok(inspect(&shared, &method, &path, &facts, ledger, attempt, repair).await)
         })
     }
 }
@@ -174,6 +195,7 @@ async fn inspect(
     facts: &RequestFacts,
     ledger: Arc<Ledger>,
     mut attempt: Attempt,
+    repair: Option<Repair>,
 ) -> Attempt {
     let expect = &facts.expect;
     if expect.endpoint == Endpoint::Videos && method == Method::GET {
@@ -187,7 +209,7 @@ async fn inspect(
     };
     match (expect.endpoint, expect.stream) {
         (Endpoint::ChatCompletions | Endpoint::Completions, true) => {
-            watch_stream(shared, facts, ledger, attempt.outcome, resp).await
+            watch_stream(shared, facts, ledger, attempt.outcome, resp, repair).await
         }
         (
             Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::ImagesGenerations,
@@ -260,6 +282,7 @@ async fn watch_stream(
     ledger: Arc<Ledger>,
     outcome: crate::outcome::Outcome,
     resp: Response<Body>,
+    repair: Option<Repair>,
 ) -> Attempt {
     let (mut parts, body) = resp.into_parts();
     let mut watch = StreamWatch::new(
@@ -269,6 +292,7 @@ async fn watch_stream(
         ledger,
         facts.secrets.clone(),
         &outcome,
+        repair,
     );
     // Hold the first events back only when an early verdict could change
     // the answer (a policy other than `pass` for the kinds visible before

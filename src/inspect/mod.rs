@@ -28,6 +28,7 @@
 mod chat;
 mod expect;
 mod media;
+mod repair;
 mod stream;
 mod watch;
 

@@ -125,9 +125,29 @@ pub struct StreamInspector {
     usage: Option<Usage>,
     malformed: u32,
     content_seen: bool,
+    /// Keep every choice's text (for stream repair), not only in JSON mode.
+    capture: bool,
 }
 
 impl StreamInspector {
+    /// Also keeps each choice's text (capped like JSON-mode content), so a
+    /// cut stream can be continued from it.
+    pub fn capturing_content(mut self) -> Self {
+        self.capture = true;
+        self
+    }
+
+    /// The text of a choice so far, when captured and within the cap.
+    pub fn content_of(&self, index: u64) -> Option<&str> {
+        self.choices.get(&index).and_then(|c| c.content.get())
+    }
+
+    /// How many choices appeared, and whether any carried tool calls.
+    pub fn shape(&self) -> (usize, bool) {
+        let tools = self.choices.values().any(|c| !c.tools.is_empty());
+        (self.choices.len(), tools)
+    }
+
     /// A fresh inspector for one attempt's stream.
     pub fn new(expect: &Expectation) -> Self {
         StreamInspector {
@@ -137,6 +157,7 @@ impl StreamInspector {
             usage: None,
             malformed: 0,
             content_seen: false,
+            capture: false,
         }
     }
 
@@ -181,7 +202,7 @@ impl StreamInspector {
     }
 
     fn observe_choice(&mut self, index: u64, choice: &Value) {
-        let json_on = !matches!(self.json, JsonMode::None);
+        let json_on = !matches!(self.json, JsonMode::None) || self.capture;
         let state = self.choices.entry(index).or_default();
         let delta = choice.get("delta");
         let text = match delta {

@@ -29,6 +29,7 @@ use crate::sse::SseParser;
 use crate::taxonomy::{Class, Kind};
 
 use super::layer::Shared;
+use super::repair::Repair;
 use super::{EventVerdict, Expectation, Findings, StreamEnd, StreamInspector};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -58,6 +59,8 @@ pub struct StreamWatch {
     upstream_request_id: Option<String>,
     /// The findings once the stream ended (for the lookahead).
     pub findings: Option<Findings>,
+    /// Set when the route repairs cut streams; taken by the one repair.
+    repair: Option<Repair>,
 }
 
 impl StreamWatch {
@@ -68,11 +71,16 @@ impl StreamWatch {
         ledger: Arc<Ledger>,
         secrets: Arc<Vec<String>>,
         upstream: &Outcome,
+        repair: Option<Repair>,
     ) -> StreamWatch {
+        let inspector = match repair {
+            Some(_) => StreamInspector::new(expect).capturing_content(),
+            None => StreamInspector::new(expect),
+        };
         StreamWatch {
             upstream: body.into_data_stream(),
             parser: SseParser::new(),
-            inspector: StreamInspector::new(expect),
+            inspector,
             queue: VecDeque::new(),
             done: None,
             state: State::Flowing,
@@ -83,6 +91,7 @@ impl StreamWatch {
             upstream_status: upstream.upstream_status.unwrap_or(200),
             upstream_request_id: upstream.upstream_request_id.clone(),
             findings: None,
+            repair,
         }
     }
 
@@ -114,7 +123,7 @@ impl StreamWatch {
             }
             match tokio::time::timeout(self.idle, self.upstream.next()).await {
                 Ok(Some(Ok(chunk))) => self.feed(chunk),
-                Ok(Some(Err(_))) => self.end(StreamEnd::Cut, None),
+                Ok(Some(Err(_))) => self.broken(StreamEnd::Cut).await,
                 Ok(None) => {
                     // Release an event held back for a possible CRLF.
                     self.parser.finish();
@@ -122,16 +131,48 @@ impl StreamWatch {
                     if self.state == State::Ended {
                         continue;
                     }
-                    let end = if self.done.is_some() {
-                        StreamEnd::Done
+                    if self.done.is_some() {
+                        self.end(StreamEnd::Done, None);
+                    } else if self.inspector.all_finished() {
+                        self.end(StreamEnd::Eof, None);
                     } else {
-                        StreamEnd::Eof
-                    };
-                    self.end(end, None);
+                        self.broken(StreamEnd::Eof).await;
+                    }
                 }
-                Err(_) => self.end(StreamEnd::Idle, None),
+                Err(_) => self.broken(StreamEnd::Idle).await,
             }
         }
+    }
+
+    /// The upstream broke off before every choice finished: continue on a
+    /// prefill-capable target when the route repairs streams and one choice
+    /// of plain text went out; else end with the original failure.
+    async fn broken(&mut self, end: StreamEnd) {
+        let (choices, tools) = self.inspector.shape();
+        let partial = self.inspector.content_of(0).map(str::to_string);
+        if let (Some(repair), 1, false, Some(partial)) =
+            (self.repair.take(), choices, tools, partial)
+        {
+            if !partial.is_empty() {
+                if let Some((stream, label)) = repair.continue_with(&partial).await {
+                    {
+                        let mut entry = self.ledger.entry();
+                        entry.attempts += 1;
+                        entry.target_label = Some(label);
+                    }
+                    self.shared
+                        .metrics
+                        .stream_repairs
+                        .with_label_values(&[self.ledger.route])
+                        .inc();
+                    self.upstream = stream;
+                    // Whatever half event was pending belongs to the cut stream.
+                    self.parser = SseParser::new();
+                    return;
+                }
+            }
+        }
+        self.end(end, None);
     }
 
     fn feed(&mut self, chunk: Bytes) {
