@@ -162,7 +162,7 @@ where
     );
     ledger.entry().model = facts.model.clone();
     let mut req = Request::from_parts(parts, body);
-    req.extensions_mut().insert(facts);
+    req.extensions_mut().insert(Arc::new(facts));
     let Ok(mut attempt) = inner.oneshot(req).await;
     attempt.outcome.redact(&secrets);
     respond::render(attempt, &render)

@@ -107,6 +107,12 @@ pub struct InspectConfig {
     pub stream_truncated: Policy,
     /// Non-streamed bodies larger than this pass through uninspected.
     pub max_body_bytes: u64,
+    /// Hold a stream's first events back until content arrives (or every
+    /// choice finished), so a stream that opens with a content filter or
+    /// ends empty can still be retried or answered with the envelope. Off:
+    /// every event goes out at once and those failures end the stream with
+    /// an error event instead.
+    pub stream_lookahead: bool,
     /// A video poll answered `task_not_exist` within this long after this
     /// gateway saw the task created is retried instead of surfacing.
     pub task_not_ready_window_ms: u64,
@@ -236,6 +242,7 @@ impl Default for InspectConfig {
             schema_mismatch: Policy::Retry,
             stream_truncated: Policy::Fail,
             max_body_bytes: 4 * 1024 * 1024,
+            stream_lookahead: true,
             task_not_ready_window_ms: 30_000,
             task_not_ready_retry_ms: 5_000,
         }

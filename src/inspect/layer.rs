@@ -161,7 +161,7 @@ where
         Box::pin(async move {
             let method = req.method().clone();
             let path = req.uri().path().to_string();
-            let facts = req.extensions().get::<RequestFacts>().cloned();
+            let facts = req.extensions().get::<Arc<RequestFacts>>().cloned();
             let ledger = req.extensions().get::<Arc<Ledger>>().cloned();
             // A repairable stream keeps what a continuation needs to resend.
             let resend = facts
@@ -297,9 +297,10 @@ async fn watch_stream(
     // Hold the first events back only when an early verdict could change
     // the answer (a policy other than `pass` for the kinds visible before
     // any content); otherwise every event goes out as it arrives.
-    let lookahead = [Kind::ContentFilter, Kind::EmptyContent]
-        .into_iter()
-        .any(|k| inspect_policy(k, &shared.inspect) != Policy::Pass);
+    let lookahead = shared.inspect.stream_lookahead
+        && [Kind::ContentFilter, Kind::EmptyContent]
+            .into_iter()
+            .any(|k| inspect_policy(k, &shared.inspect) != Policy::Pass);
     let mut held = Vec::new();
     if lookahead {
         while !watch.decided() {

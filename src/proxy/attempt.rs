@@ -94,7 +94,7 @@ async fn attempt(targets: &Targets, metrics: &Metrics, req: Request<Bytes>) -> A
     };
     let (Some(ledger), Some(facts)) = (
         req.extensions().get::<Arc<Ledger>>().cloned(),
-        req.extensions().get::<RequestFacts>().cloned(),
+        req.extensions().get::<Arc<RequestFacts>>().cloned(),
     ) else {
         return internal("request reached the upstream leg without its ledger");
     };

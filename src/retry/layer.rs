@@ -152,7 +152,7 @@ where
 {
     let (Some(ledger), Some(facts)) = (
         req.extensions().get::<Arc<Ledger>>().cloned(),
-        req.extensions().get::<RequestFacts>().cloned(),
+        req.extensions().get::<Arc<RequestFacts>>().cloned(),
     ) else {
         // Outside the assembled stack (no facts): one plain attempt.
         let Ok(attempt) = inner.oneshot(req).await;

@@ -33,7 +33,7 @@ fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
         http::Method::POST,
         "/v1/chat/completions",
     ));
-    req.extensions_mut().insert(RequestFacts {
+    req.extensions_mut().insert(Arc::new(RequestFacts {
         model: Some("m".into()),
         stream: false,
         deadline: Instant::now() + deadline_in,
@@ -42,7 +42,7 @@ fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
         json: None,
         expect: Arc::default(),
         secrets: Arc::default(),
-    });
+    }));
     req
 }
 
