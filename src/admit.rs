@@ -21,6 +21,7 @@ use crate::config::{ms, Config};
 use crate::context::{Ledger, RequestFacts};
 use crate::inspect::layer::expectation;
 use crate::outcome::Outcome;
+use crate::policy::PolicyTable;
 use crate::preflight;
 use crate::proxy::attempt::Attempt;
 use crate::proxy::targets::Targets;
@@ -32,11 +33,16 @@ use crate::taxonomy::Kind;
 pub struct AdmitLayer {
     config: Arc<Config>,
     targets: Arc<Targets>,
+    policies: Arc<PolicyTable>,
 }
 
 impl AdmitLayer {
-    pub fn new(config: Arc<Config>, targets: Arc<Targets>) -> Self {
-        AdmitLayer { config, targets }
+    pub fn new(config: Arc<Config>, targets: Arc<Targets>, policies: Arc<PolicyTable>) -> Self {
+        AdmitLayer {
+            config,
+            targets,
+            policies,
+        }
     }
 }
 
@@ -48,6 +54,7 @@ impl<S> Layer<S> for AdmitLayer {
             inner,
             config: self.config.clone(),
             targets: self.targets.clone(),
+            policies: self.policies.clone(),
         }
     }
 }
@@ -58,6 +65,7 @@ pub struct Admit<S> {
     inner: S,
     config: Arc<Config>,
     targets: Arc<Targets>,
+    policies: Arc<PolicyTable>,
 }
 
 impl<S> Service<Request<Body>> for Admit<S>
@@ -77,7 +85,8 @@ where
         let inner = self.inner.clone();
         let config = self.config.clone();
         let targets = self.targets.clone();
-        Box::pin(async move { Ok(admit(inner, &config, &targets, req).await) })
+        let policies = self.policies.clone();
+        Box::pin(async move { Ok(admit(inner, &config, &targets, &policies, req).await) })
     }
 }
 
@@ -85,6 +94,7 @@ async fn admit<S>(
     inner: S,
     config: &Config,
     targets: &Targets,
+    policies: &PolicyTable,
     req: Request<Body>,
 ) -> Response<Body>
 where
@@ -105,7 +115,7 @@ where
     let secrets: Vec<&str> = secrets_owned.iter().map(String::as_str).collect();
     let render = RenderContext {
         ledger: &ledger,
-        inspect: &config.inspect,
+        policies: policies.base(),
         max_attempts: config.retry.max_attempts,
         secrets: &secrets,
     };
@@ -151,7 +161,7 @@ where
         Err(outcome) => return respond::error(outcome, 0, &render),
     };
 
-    let facts = facts(
+    let mut facts = facts(
         &parts,
         &body,
         parsed,
@@ -160,6 +170,11 @@ where
         &ledger,
         secrets_owned.clone(),
     );
+    facts.policies = policies.resolve(ledger.route, facts.model.as_deref());
+    let render = RenderContext {
+        policies: facts.policies,
+        ..render
+    };
     ledger.entry().model = facts.model.clone();
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(Arc::new(facts));
@@ -235,6 +250,7 @@ fn facts(
         deadline: ledger.started + timeout,
         client_retrying,
         plan,
+        policies: crate::policy::Policies::of(&config.inspect),
         json,
         expect,
         secrets: Arc::new(secrets),

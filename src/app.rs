@@ -37,6 +37,7 @@ use crate::inspect::layer::InspectLayer;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::outcome::Outcome;
+use crate::policy::PolicyTable;
 use crate::proxy::attempt::AttemptService;
 use crate::proxy::targets::{Targets, TargetsError};
 use crate::retry::layer::RetryLayer;
@@ -60,6 +61,8 @@ pub enum BuildError {
     Metrics(#[from] prometheus::Error),
     #[error("targets: {0}")]
     Targets(#[from] TargetsError),
+    #[error("inspect overrides: {0}: {1}")]
+    Policies(String, String),
 }
 
 #[derive(Clone)]
@@ -75,6 +78,8 @@ struct Ops {
 pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let metrics = Arc::new(Metrics::new(config.metrics.max_model_labels)?);
     let targets = Arc::new(Targets::new(&config, metrics.clone())?);
+    let policies =
+        Arc::new(PolicyTable::new(&config.inspect).map_err(|(k, m)| BuildError::Policies(k, m))?);
     let ready = Arc::new(AtomicBool::new(false));
     let failures = config
         .debug
@@ -85,10 +90,9 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         .layer(ObserveLayer::new(metrics.clone(), failures.clone()))
         .map_response(|r: Response<_>| r.map(Body::new))
         .layer(CatchPanicLayer::custom(panic_answer))
-        .layer(AdmitLayer::new(config.clone(), targets.clone()))
+        .layer(AdmitLayer::new(config.clone(), targets.clone(), policies))
         .layer(RetryLayer::new(
             config.retry.clone(),
-            config.inspect.clone(),
             metrics.clone(),
             targets.clone(),
         ))

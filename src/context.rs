@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::inspect::Expectation;
 use crate::outcome::Outcome;
+use crate::policy::Policies;
 use crate::routing::Plan;
 use crate::taxonomy::Kind;
 
@@ -91,6 +92,8 @@ pub struct RequestFacts {
     pub client_retrying: bool,
     /// The targets this request may go to, in fallback order.
     pub plan: Arc<Plan>,
+    /// The `[inspect]` policies for this request's route and model.
+    pub policies: Policies,
     /// The parsed JSON body, when it was JSON.
     pub json: Option<Arc<serde_json::Value>>,
     /// What the request asked for (JSON mode, schema, stream), for the

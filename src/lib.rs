@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod mock;
 pub mod observe;
 pub mod outcome;
+pub mod policy;
 pub mod preflight;
 pub mod proxy;
 pub mod respond;

@@ -470,3 +470,36 @@ async fn video_tasks_are_normalized_and_early_not_found_polls_retried() {
     assert_eq!(unknown.status(), 404);
     assert_eq!(mock.hits(&k), 1);
 }
+
+#[tokio::test]
+async fn policies_are_overridden_per_model_and_per_route() {
+    let (mock, gw) = setup(|c| {
+        c.inspect.overrides = serde_json::from_value(json!([
+            {"models": ["gpt-strict*"], "length": "fail"},
+            {"routes": ["/v1/images/generations"], "empty_data": "fail"},
+        ]))
+        .unwrap();
+    })
+    .await;
+    let mut strict = chat(false);
+    strict["model"] = json!("gpt-strict-1");
+    let got = call(&mock, &gw, "/chat/completions", strict, "finish:length").await;
+    assert_eq!((got.status, got.hits), (502, 1), "{got:?}");
+    assert_eq!(got.json()["error"]["backstop"]["kind"], "length");
+    let got = call(
+        &mock,
+        &gw,
+        "/chat/completions",
+        chat(false),
+        "finish:length",
+    )
+    .await;
+    assert_eq!(
+        (got.status, got.kind.as_str()),
+        (200, "length"),
+        "other models keep the global pass"
+    );
+    let image = json!({"model": "dall-e-3", "prompt": "a cat"});
+    let got = call(&mock, &gw, "/images/generations", image, "empty_data").await;
+    assert_eq!(got.status, 502);
+}

@@ -102,6 +102,8 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, Con
         .map_err(|(key, message)| ConfigError::invalid(origin(key), key, message))?;
     super::validate_routing(&config.routing())
         .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
+    crate::policy::PolicyTable::new(&config.inspect)
+        .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
     Ok(config)
 }
 

@@ -113,11 +113,32 @@ pub struct InspectConfig {
     /// every event goes out at once and those failures end the stream with
     /// an error event instead.
     pub stream_lookahead: bool,
+    /// Per-route / per-model policies, applied in order over the ones above.
+    pub overrides: Vec<InspectOverride>,
     /// A video poll answered `task_not_exist` within this long after this
     /// gateway saw the task created is retried instead of surfacing.
     pub task_not_ready_window_ms: u64,
     /// The wait before such a poll is retried.
     pub task_not_ready_retry_ms: u64,
+}
+
+/// `[[inspect.overrides]]`: other policies for some routes or models.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectOverride {
+    /// Route templates (`/v1/chat/completions`); empty = every route.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Model names or globs; empty = every model.
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub content_filter: Option<Policy>,
+    pub length: Option<Policy>,
+    pub empty_data: Option<Policy>,
+    pub empty_content: Option<Policy>,
+    pub invalid_json: Option<Policy>,
+    pub schema_mismatch: Option<Policy>,
+    pub stream_truncated: Option<Policy>,
 }
 
 /// `[preflight]`: checks made before any upstream call.
@@ -243,6 +264,7 @@ impl Default for InspectConfig {
             stream_truncated: Policy::Fail,
             max_body_bytes: 4 * 1024 * 1024,
             stream_lookahead: true,
+            overrides: Vec::new(),
             task_not_ready_window_ms: 30_000,
             task_not_ready_retry_ms: 5_000,
         }

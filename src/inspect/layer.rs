@@ -35,7 +35,6 @@ use crate::config::{ms, Config, InspectConfig, Policy};
 use crate::context::{Ledger, RequestFacts};
 use crate::metrics::Metrics;
 use crate::proxy::attempt::Attempt;
-use crate::retry::layer::inspect_policy;
 use crate::taxonomy::Kind;
 
 use crate::proxy::attempt::prefixed;
@@ -285,22 +284,14 @@ async fn watch_stream(
     repair: Option<Repair>,
 ) -> Attempt {
     let (mut parts, body) = resp.into_parts();
-    let mut watch = StreamWatch::new(
-        body,
-        &facts.expect,
-        shared.clone(),
-        ledger,
-        facts.secrets.clone(),
-        &outcome,
-        repair,
-    );
+    let mut watch = StreamWatch::new(body, facts, shared.clone(), ledger, &outcome, repair);
     // Hold the first events back only when an early verdict could change
     // the answer (a policy other than `pass` for the kinds visible before
     // any content); otherwise every event goes out as it arrives.
     let lookahead = shared.inspect.stream_lookahead
         && [Kind::ContentFilter, Kind::EmptyContent]
             .into_iter()
-            .any(|k| inspect_policy(k, &shared.inspect) != Policy::Pass);
+            .any(|k| facts.policies.get(k) != Policy::Pass);
     let mut held = Vec::new();
     if lookahead {
         while !watch.decided() {
@@ -318,7 +309,7 @@ async fn watch_stream(
             // answered like a whole body's (retried, or the envelope with
             // its status), not as an error event inside a 200.
             let early = matches!(findings.kind, Kind::ContentFilter | Kind::EmptyContent)
-                && inspect_policy(findings.kind, &shared.inspect) != Policy::Pass;
+                && facts.policies.get(findings.kind) != Policy::Pass;
             if early {
                 let mut failed = outcome;
                 apply(&mut failed, &findings);

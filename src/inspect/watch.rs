@@ -21,16 +21,16 @@ use futures_util::StreamExt;
 
 use crate::classify;
 use crate::config::Policy;
-use crate::context::Ledger;
+use crate::context::{Ledger, RequestFacts};
 use crate::envelope::{self, EnvelopeContext};
 use crate::outcome::Outcome;
-use crate::retry::layer::inspect_policy;
+use crate::policy::Policies;
 use crate::sse::SseParser;
 use crate::taxonomy::{Class, Kind};
 
 use super::layer::Shared;
 use super::repair::Repair;
-use super::{EventVerdict, Expectation, Findings, StreamEnd, StreamInspector};
+use super::{EventVerdict, Findings, StreamEnd, StreamInspector};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -61,22 +61,26 @@ pub struct StreamWatch {
     pub findings: Option<Findings>,
     /// Set when the route repairs cut streams; taken by the one repair.
     repair: Option<Repair>,
+    /// The request's `[inspect]` policies.
+    policies: Policies,
 }
 
 impl StreamWatch {
+    /// Watches `body`, the streamed answer of `upstream` to the request
+    /// `facts` describe.
     pub(super) fn new(
         body: Body,
-        expect: &Expectation,
+        facts: &RequestFacts,
         shared: Arc<Shared>,
         ledger: Arc<Ledger>,
-        secrets: Arc<Vec<String>>,
         upstream: &Outcome,
         repair: Option<Repair>,
     ) -> StreamWatch {
         let inspector = match repair {
-            Some(_) => StreamInspector::new(expect).capturing_content(),
-            None => StreamInspector::new(expect),
+            Some(_) => StreamInspector::new(&facts.expect).capturing_content(),
+            None => StreamInspector::new(&facts.expect),
         };
+        let (secrets, policies) = (facts.secrets.clone(), facts.policies);
         StreamWatch {
             upstream: body.into_data_stream(),
             parser: SseParser::new(),
@@ -92,6 +96,7 @@ impl StreamWatch {
             upstream_request_id: upstream.upstream_request_id.clone(),
             findings: None,
             repair,
+            policies,
         }
     }
 
@@ -248,7 +253,7 @@ impl StreamWatch {
             // degrades to `fail`, as the README says.
             Class::Soft | Class::Silent => {
                 outcome.kind == Kind::StreamTruncated
-                    || inspect_policy(outcome.kind, &self.shared.inspect) != Policy::Pass
+                    || self.policies.get(outcome.kind) != Policy::Pass
             }
         };
         if fails {

@@ -16,10 +16,11 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::config::{ms, InspectConfig, Policy, RetryConfig};
+use crate::config::{ms, Policy, RetryConfig};
 use crate::context::{Ledger, RequestFacts};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::policy::Policies;
 use crate::proxy::attempt::Attempt;
 use crate::proxy::targets::Targets;
 use crate::routing::next_target;
@@ -39,19 +40,13 @@ pub struct RetryLayer {
 
 struct Shared {
     retry: RetryConfig,
-    inspect: InspectConfig,
     budget: TpsBudget,
     metrics: Arc<Metrics>,
     targets: Arc<Targets>,
 }
 
 impl RetryLayer {
-    pub fn new(
-        retry: RetryConfig,
-        inspect: InspectConfig,
-        metrics: Arc<Metrics>,
-        targets: Arc<Targets>,
-    ) -> Self {
+    pub fn new(retry: RetryConfig, metrics: Arc<Metrics>, targets: Arc<Targets>) -> Self {
         // Validation keeps the ratio within what TpsBudget accepts.
         let budget = TpsBudget::new(
             BUDGET_WINDOW,
@@ -61,7 +56,6 @@ impl RetryLayer {
         RetryLayer {
             shared: Arc::new(Shared {
                 retry,
-                inspect,
                 budget,
                 metrics,
                 targets,
@@ -110,39 +104,11 @@ where
 
 /// Whether a kind may be retried: hard kinds by the taxonomy, soft and
 /// silent ones when their `[inspect]` policy says `retry`.
-pub fn retryable(kind: Kind, inspect: &InspectConfig) -> bool {
+pub fn retryable(kind: Kind, policies: &Policies) -> bool {
     match kind.class() {
         Class::None => false,
         Class::Hard => kind.is_retryable(),
-        Class::Soft | Class::Silent => inspect_policy(kind, inspect) == Policy::Retry,
-    }
-}
-
-/// The `[inspect]` policy for a soft or silent kind (`pass` for the rest).
-pub fn inspect_policy(kind: Kind, inspect: &InspectConfig) -> Policy {
-    match kind {
-        Kind::ContentFilter => inspect.content_filter,
-        Kind::Length => inspect.length,
-        Kind::EmptyData => inspect.empty_data,
-        Kind::EmptyContent => inspect.empty_content,
-        Kind::InvalidJson => inspect.invalid_json,
-        Kind::SchemaMismatch => inspect.schema_mismatch,
-        Kind::StreamTruncated => inspect.stream_truncated,
-        // Dropped malformed events never fail an answer by themselves.
-        Kind::MalformedEvent => Policy::Pass,
-        Kind::Ok
-        | Kind::BadRequest
-        | Kind::ContextLengthExceeded
-        | Kind::Unauthorized
-        | Kind::Forbidden
-        | Kind::QuotaExceeded
-        | Kind::NotFound
-        | Kind::PayloadTooLarge
-        | Kind::RateLimited
-        | Kind::ServerError
-        | Kind::Timeout
-        | Kind::ConnectError
-        | Kind::BadUpstreamResponse => Policy::Pass,
+        Class::Soft | Class::Silent => policies.get(kind) == Policy::Retry,
     }
 }
 
@@ -218,7 +184,7 @@ where
             outcome: &attempt.outcome,
             attempts,
             max_attempts: shared.retry.max_attempts,
-            retryable: retryable(kind, &shared.inspect) || attempt.outcome.transient,
+            retryable: retryable(kind, &facts.policies) || attempt.outcome.transient,
             defer_to_client,
             backoff: full_jitter(
                 attempts - 1,

@@ -39,6 +39,7 @@ fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
         deadline: Instant::now() + deadline_in,
         client_retrying,
         plan: targets(&Arc::new(Metrics::new(1).unwrap())).plan(Some("m")),
+        policies: crate::policy::Policies::of(&crate::config::InspectConfig::default()),
         json: None,
         expect: Arc::default(),
         secrets: Arc::default(),
@@ -65,13 +66,7 @@ async fn run_with(
             async move { Ok::<_, Infallible>(Attempt::failed(outcome)) }
         })
     };
-    let svc = RetryLayer::new(
-        retry,
-        InspectConfig::default(),
-        metrics.clone(),
-        targets(&metrics),
-    )
-    .layer(inner);
+    let svc = RetryLayer::new(retry, metrics.clone(), targets(&metrics)).layer(inner);
     let start = Instant::now();
     let attempt = svc.oneshot(req).await.unwrap();
     (
@@ -266,13 +261,7 @@ async fn the_budget_bounds_upstream_load_under_an_always_failing_upstream() {
             async { Ok::<_, Infallible>(Attempt::failed(Outcome::of(Kind::ServerError))) }
         })
     };
-    let svc = RetryLayer::new(
-        retry,
-        InspectConfig::default(),
-        metrics.clone(),
-        targets(&metrics),
-    )
-    .layer(inner);
+    let svc = RetryLayer::new(retry, metrics.clone(), targets(&metrics)).layer(inner);
     let requests = 100u32;
     for _ in 0..requests {
         svc.clone()
