@@ -25,7 +25,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use http::{header, HeaderValue, Method, Request, Response};
+use http::{header, Method, Request, Response};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
@@ -41,10 +41,9 @@ use crate::proxy::attempt::prefixed;
 use crate::proxy::targets::Targets;
 
 use super::repair::Repair;
+use super::tasks::{mark_task_not_ready, video};
 use super::watch::{into_body, StreamWatch};
-use super::{
-    inspect_body, inspect_images, normalize_video, Endpoint, Expectation, Findings, VideoBody,
-};
+use super::{inspect_body, inspect_images, Endpoint, Expectation, Findings};
 
 /// Tasks remembered as "just created", at most this many.
 const TASKS_REMEMBERED: usize = 4096;
@@ -82,7 +81,7 @@ impl Shared {
         }
     }
 
-    fn task_created(&self, id: &str) {
+    pub(super) fn task_created(&self, id: &str) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         if tasks.len() >= TASKS_REMEMBERED {
             let window = ms(self.inspect.task_not_ready_window_ms);
@@ -94,7 +93,7 @@ impl Shared {
         tasks.insert(id.to_string(), Instant::now());
     }
 
-    fn task_is_new(&self, id: &str) -> bool {
+    pub(super) fn task_is_new(&self, id: &str) -> bool {
         let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks
             .get(id)
@@ -265,7 +264,7 @@ pub(super) fn describe(outcome: &crate::outcome::Outcome, detail: Option<&str>) 
     }
 }
 
-fn uninspected(shared: &Shared, ledger: &Ledger) {
+pub(super) fn uninspected(shared: &Shared, ledger: &Ledger) {
     shared
         .metrics
         .uninspected
@@ -325,83 +324,7 @@ async fn watch_stream(
     }
 }
 
-/// Video tasks: note creations, normalize Kling's status, hint at silent
-/// failures.
-async fn video(
-    shared: &Arc<Shared>,
-    method: &Method,
-    ledger: Arc<Ledger>,
-    outcome: crate::outcome::Outcome,
-    resp: Response<Body>,
-) -> Attempt {
-    let (mut parts, body) = resp.into_parts();
-    let bytes = match read_capped(body, shared.inspect.max_body_bytes).await {
-        Read::Whole(bytes) => bytes,
-        Read::TooLarge(prefix, rest) => {
-            uninspected(shared, &ledger);
-            return Attempt {
-                outcome,
-                response: Some(Response::from_parts(parts, prefixed(prefix, rest))),
-            };
-        }
-        Read::Broken(detail) => {
-            return Attempt::failed(classify::transport(TransportFailure::Reset, &detail))
-        }
-    };
-    if method == Method::POST {
-        if let Some(id) = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .as_ref()
-            .and_then(|v| {
-                v.get("id")
-                    .or_else(|| v.get("task_id"))
-                    .or_else(|| v.pointer("/data/task_id"))
-            })
-            .and_then(|id| id.as_str())
-        {
-            shared.task_created(id);
-        }
-    }
-    let verdict = normalize_video(&bytes);
-    if verdict.failed_without_detail {
-        parts.headers.insert(
-            "x-backstop-hint",
-            HeaderValue::from_static(
-                "the task failed without detail: the prompt was most likely filtered; rephrase it",
-            ),
-        );
-    }
-    let body = match verdict.body {
-        VideoBody::Unchanged => bytes,
-        VideoBody::Normalized(normalized) => {
-            parts.headers.remove(header::CONTENT_LENGTH);
-            normalized
-        }
-    };
-    Attempt {
-        outcome,
-        response: Some(Response::from_parts(parts, Body::from(body))),
-    }
-}
-
-/// A poll of a task this gateway saw created moments ago that the upstream
-/// does not know yet (Runway's `task_not_exist`): transient, worth a wait.
-fn mark_task_not_ready(shared: &Shared, path: &str, outcome: &mut crate::outcome::Outcome) {
-    let not_ready_code = matches!(
-        outcome.code.as_deref(),
-        Some("task_not_exist" | "task_not_found")
-    );
-    if outcome.kind != Kind::NotFound || !not_ready_code {
-        return;
-    }
-    let id = path.rsplit('/').next().unwrap_or_default();
-    if shared.task_is_new(id) {
-        outcome.transient = true;
-        outcome.retry_after = Some(ms(shared.inspect.task_not_ready_retry_ms));
-    }
-}
-
-enum Read {
+pub(super) enum Read {
     Whole(Bytes),
     /// Over the cap: what was read, and the rest still streaming.
     TooLarge(Bytes, Body),
@@ -409,7 +332,7 @@ enum Read {
     Broken(String),
 }
 
-async fn read_capped(mut body: Body, cap: u64) -> Read {
+pub(super) async fn read_capped(mut body: Body, cap: u64) -> Read {
     let cap = usize::try_from(cap).unwrap_or(usize::MAX);
     let mut buf = BytesMut::new();
     loop {

@@ -30,6 +30,7 @@ mod expect;
 mod media;
 mod repair;
 mod stream;
+mod tasks;
 mod watch;
 
 pub mod layer;
