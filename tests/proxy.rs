@@ -418,3 +418,23 @@ async fn ops_endpoints_answer() {
     let body: serde_json::Value = nf.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("/v1"));
 }
+
+#[tokio::test]
+async fn the_configured_key_can_replace_the_clients() {
+    let up = Scripted::start(|_, _| Answer::json(200, "{}")).await;
+    let gw = gateway(&up.base_url(), |c| {
+        c.upstream.api_key = "sk-configured".into();
+        c.upstream.replace_client_key = true;
+    })
+    .await;
+    client()
+        .get(format!("{}/models", gw.base_url()))
+        .header("authorization", "Bearer placeholder")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        up.seen()[0].headers["authorization"],
+        "Bearer sk-configured"
+    );
+}

@@ -57,6 +57,10 @@ pub struct UpstreamConfig {
     pub url: String,
     /// Used when the client sent no `Authorization`. Never logged.
     pub api_key: String,
+    /// Send `api_key` even when the client sent its own `Authorization`
+    /// (a sidecar whose apps hold no real key). Applies to every upstream
+    /// that has a key.
+    pub replace_client_key: bool,
     pub connect_timeout_ms: u64,
     /// Per attempt: until response headers (for a stream: its first event).
     pub first_byte_timeout_ms: u64,
@@ -230,6 +234,7 @@ impl Default for UpstreamConfig {
         UpstreamConfig {
             url: "https://api.openai.com/v1".into(),
             api_key: String::new(),
+            replace_client_key: false,
             connect_timeout_ms: 5_000,
             first_byte_timeout_ms: 60_000,
             stream_idle_timeout_ms: 30_000,

@@ -36,12 +36,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The headers sent upstream for a client request: the client's, less
 /// hop-by-hop ones, `Host` (the HTTP client sets the upstream's) and
 /// `Content-Length` (recomputed from the buffered body); with the request
-/// id, the configured key when the client sent no `Authorization`, and
-/// `Accept-Encoding: identity` so answers arrive inspectable.
+/// id, the configured key when the client sent no `Authorization` (or
+/// always, with `replace`), and `Accept-Encoding: identity` so answers
+/// arrive inspectable.
 pub fn upstream_request(
     client: &HeaderMap,
     request_id: &HeaderValue,
     api_key: Option<&HeaderValue>,
+    replace: bool,
 ) -> HeaderMap {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
@@ -52,8 +54,8 @@ pub fn upstream_request(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
-    if !headers.contains_key(header::AUTHORIZATION) {
-        if let Some(key) = api_key {
+    if let Some(key) = api_key {
+        if replace || !headers.contains_key(header::AUTHORIZATION) {
             headers.insert(header::AUTHORIZATION, key.clone());
         }
     }
@@ -118,6 +120,7 @@ mod tests {
             &map(&[("host", "gw"), ("content-length", "9")]),
             &id,
             Some(&key),
+            false,
         );
         assert_eq!(
             without.get("authorization").unwrap(),
@@ -132,8 +135,26 @@ mod tests {
             &map(&[("authorization", "Bearer sk-client")]),
             &id,
             Some(&key),
+            false,
         );
         assert_eq!(with.get("authorization").unwrap(), "Bearer sk-client");
+        let replaced = upstream_request(
+            &map(&[("authorization", "Bearer sk-placeholder")]),
+            &id,
+            Some(&key),
+            true,
+        );
+        assert_eq!(
+            replaced.get("authorization").unwrap(),
+            "Bearer sk-configured"
+        );
+        let no_key = upstream_request(
+            &map(&[("authorization", "Bearer sk-client")]),
+            &id,
+            None,
+            true,
+        );
+        assert_eq!(no_key.get("authorization").unwrap(), "Bearer sk-client");
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Targets {
             let cfg = UpstreamConfig {
                 url: entry.url.clone(),
                 api_key: entry.api_key.clone(),
+                replace_client_key: base.replace_client_key,
                 connect_timeout_ms: entry.connect_timeout_ms.unwrap_or(base.connect_timeout_ms),
                 first_byte_timeout_ms: entry
                     .first_byte_timeout_ms

@@ -18,6 +18,8 @@ pub struct Upstream {
     /// Base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
     base: String,
     api_key: Option<HeaderValue>,
+    /// Send `api_key` even when the client sent its own `Authorization`.
+    replace_client_key: bool,
     pub first_byte_timeout: Duration,
     pub stream_idle_timeout: Duration,
 }
@@ -47,6 +49,7 @@ impl Upstream {
             client,
             base: cfg.url.trim_end_matches('/').to_string(),
             api_key: headers::bearer(&cfg.api_key),
+            replace_client_key: cfg.replace_client_key,
             first_byte_timeout: ms(cfg.first_byte_timeout_ms),
             stream_idle_timeout: ms(cfg.stream_idle_timeout_ms),
         })
@@ -76,7 +79,12 @@ impl Upstream {
         request_id: &HeaderValue,
     ) -> Result<reqwest::Response, TransportError> {
         let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let headers = headers::upstream_request(req.headers(), request_id, self.api_key.as_ref());
+        let headers = headers::upstream_request(
+            req.headers(),
+            request_id,
+            self.api_key.as_ref(),
+            self.replace_client_key,
+        );
         self.client
             .request(req.method().clone(), self.url_for(path_and_query))
             .headers(headers)
