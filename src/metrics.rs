@@ -11,7 +11,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::taxonomy::{Class, Kind};
+use crate::taxonomy::Kind;
 
 /// Buckets for LLM latencies: 50 ms to 10 min.
 const DURATION_BUCKETS: &[f64] = &[
@@ -230,11 +230,6 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
-    }
-
-    /// Every class label, exposed for tests and dashboards.
-    pub fn classes() -> [Class; 4] {
-        Class::ALL
     }
 }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::{bad_upstream, Findings, Usage};
+use crate::outcome::Outcome;
 use crate::taxonomy::Kind;
 
 /// Inspects an images answer (`/v1/images/generations`, edits,
@@ -189,31 +190,21 @@ fn has_detail(value: &Value) -> bool {
 }
 
 /// A poll answer that means "the task exists but is not visible yet"
-/// (Runway via CometAPI on the first poll): 404 or 400 with code
-/// `task_not_exist` / `task_not_found`, or a message saying "task not
-/// exist". The caller may wait and poll again instead of failing.
-pub fn is_task_not_ready(status: u16, body: &[u8]) -> bool {
-    if status != 404 && status != 400 {
+/// (Runway via CometAPI on the first poll): a 404 or 400 whose code (as the
+/// classifier read it, whatever the body's format) is `task_not_exist` /
+/// `task_not_found`, or whose message says "task not exist". The caller may
+/// wait and poll again instead of failing.
+pub fn is_task_not_ready(answer: &Outcome) -> bool {
+    if !matches!(answer.upstream_status, Some(400 | 404)) {
         return false;
     }
+    let code = answer.code.as_deref().map(str::to_ascii_lowercase);
     let says = |text: &str| {
         let text = text.to_ascii_lowercase();
         text.contains("task not exist") || text.contains("task_not_exist")
     };
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return says(&String::from_utf8_lossy(body));
-    };
-    let places = [Some(&value), value.get("error")];
-    let not_ready = places.into_iter().flatten().any(|place| {
-        let code = place
-            .get("code")
-            .and_then(Value::as_str)
-            .map(str::to_ascii_lowercase);
-        let message = place.get("message").and_then(Value::as_str);
-        matches!(code.as_deref(), Some("task_not_exist" | "task_not_found"))
-            || message.is_some_and(says)
-    });
-    not_ready
+    matches!(code.as_deref(), Some("task_not_exist" | "task_not_found"))
+        || answer.message.as_deref().is_some_and(says)
 }
 
 /// The byte range of the value of member `key` in the object reached by

@@ -12,10 +12,9 @@ use crate::classify::{self, TransportFailure};
 use crate::config::ms;
 use crate::context::Ledger;
 use crate::proxy::attempt::{prefixed, Attempt};
-use crate::taxonomy::Kind;
 
 use super::layer::{read_capped, uninspected, Read, Shared};
-use super::{normalize_video, VideoBody};
+use super::{is_task_not_ready, normalize_video, VideoBody};
 
 /// Video tasks: note creations, normalize Kling's status, hint at silent
 /// failures.
@@ -83,11 +82,7 @@ pub(super) fn mark_task_not_ready(
     path: &str,
     outcome: &mut crate::outcome::Outcome,
 ) {
-    let not_ready_code = matches!(
-        outcome.code.as_deref(),
-        Some("task_not_exist" | "task_not_found")
-    );
-    if outcome.kind != Kind::NotFound || !not_ready_code {
+    if !is_task_not_ready(outcome) {
         return;
     }
     let id = path.rsplit('/').next().unwrap_or_default();

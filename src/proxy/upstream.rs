@@ -65,11 +65,6 @@ impl Upstream {
         format!("{}{}", self.base, rest)
     }
 
-    /// The configured key, for redaction in error messages.
-    pub fn api_key(&self) -> Option<&HeaderValue> {
-        self.api_key.as_ref()
-    }
-
     /// Sends one attempt of `req` with `body` (the client's, or rewritten
     /// for the target); resolves when the response headers arrive.
     pub async fn send(

@@ -173,7 +173,11 @@ fn task_not_ready_answers() {
     ];
     for (status, body, expected) in rows {
         assert_eq!(
-            is_task_not_ready(status, body.as_bytes()),
+            is_task_not_ready(&crate::classify::classify(
+                http::StatusCode::from_u16(status).unwrap(),
+                &http::HeaderMap::new(),
+                body.as_bytes()
+            )),
             expected,
             "{status} {body}"
         );
