@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
-# backstop — multi-stage build: cargo-chef caches dependencies, the runtime
-# image is Debian slim with a non-root user and only the two binaries.
+# backstop — multi-stage build: cargo-chef caches dependencies; the runtime
+# image (the default, last stage) is Debian slim with a non-root user and only
+# the gateway. The chaos upstream has its own stage for the compose demo
+# (`docker build --target mock .`).
 # Not exercised by CI (no Docker engine there); kept conventional on purpose.
 
 FROM rust:1-slim-bookworm AS chef
@@ -15,7 +17,19 @@ FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --bins
+RUN cargo build --release -p backstop -p backstop-mock --bins
+
+FROM debian:bookworm-slim AS mock
+# curl only for the compose healthcheck.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home mock
+COPY --from=builder /app/target/release/backstop-mock /usr/local/bin/backstop-mock
+USER 10001
+EXPOSE 9090
+ENTRYPOINT ["/usr/local/bin/backstop-mock"]
+CMD ["--listen", "0.0.0.0:9090"]
 
 FROM debian:bookworm-slim AS runtime
 # curl only for the HEALTHCHECK; TLS roots are built into the binary (rustls + webpki roots).
@@ -24,7 +38,6 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home backstop
 COPY --from=builder /app/target/release/backstop /usr/local/bin/backstop
-COPY --from=builder /app/target/release/backstop-mock /usr/local/bin/backstop-mock
 COPY config/backstop.toml /etc/backstop/backstop.toml
 USER 10001
 ENV BACKSTOP_CONFIG=/etc/backstop/backstop.toml \

@@ -10,7 +10,6 @@ pub mod context;
 pub mod envelope;
 pub mod inspect;
 pub mod metrics;
-pub mod mock;
 pub mod observe;
 pub mod outcome;
 pub mod policy;

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use backstop::mock::{MockConfig, MockServer};
+use backstop_mock::{MockConfig, MockServer};
 use common::{client, gateway};
 use serde_json::json;
 

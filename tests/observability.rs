@@ -25,8 +25,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use backstop::mock::{MockConfig, MockServer};
 use backstop::server::Running;
+use backstop_mock::{MockConfig, MockServer};
 use common::{client, gateway};
 use prometheus::{have, Prometheus};
 use serde_json::{json, Value};

@@ -439,7 +439,7 @@ async fn cut_stream(base: &str) -> (String, Vec<Value>) {
 
 #[tokio::test]
 async fn a_cut_stream_is_repaired_on_a_prefill_capable_target() {
-    let mock = backstop::mock::MockServer::start(backstop::mock::MockConfig::default())
+    let mock = backstop_mock::MockServer::start(backstop_mock::MockConfig::default())
         .await
         .unwrap();
     let backup = continuation(200).await;
@@ -457,7 +457,7 @@ async fn a_cut_stream_is_repaired_on_a_prefill_capable_target() {
 
 #[tokio::test]
 async fn without_prefill_or_when_the_continuation_fails_the_original_error_closes_the_stream() {
-    let mock = backstop::mock::MockServer::start(backstop::mock::MockConfig::default())
+    let mock = backstop_mock::MockServer::start(backstop_mock::MockConfig::default())
         .await
         .unwrap();
     for (prefill, status, continuations) in [(false, 200, 0), (true, 500, 1)] {

@@ -9,8 +9,8 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backstop::config::{Config, Policy};
-use backstop::mock::{MockConfig, MockServer};
 use backstop::server::Running;
+use backstop_mock::{MockConfig, MockServer};
 use common::{client, gateway};
 use serde_json::{json, Value};
 

@@ -43,7 +43,7 @@ export function binDir() {
 function binary(name) {
   const file = path.join(binDir(), name);
   if (!existsSync(file)) {
-    throw new Error(`${file} not found: run \`cargo build --bins\` first (or set BACKSTOP_BIN_DIR)`);
+    throw new Error(`${file} not found: run \`cargo build --workspace --bins\` first (or set BACKSTOP_BIN_DIR)`);
   }
   return file;
 }

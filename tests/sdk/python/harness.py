@@ -52,7 +52,7 @@ def bin_dir() -> Path:
 def binary(name: str) -> Path:
     path = bin_dir() / name
     if not path.is_file():
-        raise RuntimeError(f"{path} not found: run `cargo build --bins` first (or set BACKSTOP_BIN_DIR)")
+        raise RuntimeError(f"{path} not found: run `cargo build --workspace --bins` first (or set BACKSTOP_BIN_DIR)")
     return path
 
 

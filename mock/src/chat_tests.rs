@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::mock::request::Fields;
-use crate::mock::scenario::parse_step;
+use crate::request::Fields;
+use crate::scenario::parse_step;
 
 pub(crate) fn ctx<'a>(fields: &'a Fields, stream: bool, choices: u32, usage: bool) -> Ctx<'a> {
     Ctx {

@@ -1,13 +1,13 @@
 //! `backstop-mock`: the chaos upstream as a process, for the SDK tests, the
 //! benchmark and the docker-compose demo. Parses flags, binds, prints one
 //! `backstop-mock listening on http://ADDR` line to stdout, serves until
-//! SIGTERM/SIGINT. Everything else is in `backstop::mock`.
+//! SIGTERM/SIGINT. Everything else is in the `backstop_mock` library.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use backstop::mock::{parse_mix, serve, MockConfig};
+use backstop_mock::{parse_mix, serve, MockConfig};
 use clap::Parser;
 
 /// An OpenAI-compatible upstream that fails on demand.

@@ -85,8 +85,8 @@ impl VideoStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::chat::tests::ctx;
-    use crate::mock::request::Fields;
+    use crate::chat::tests::ctx;
+    use crate::request::Fields;
 
     #[test]
     fn video_bodies() {

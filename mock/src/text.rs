@@ -146,10 +146,10 @@ pub fn responses_events(ctx: &Ctx<'_>, comp: &Completion<'_>) -> Events {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::chat::completion;
-    use crate::mock::chat::tests::ctx;
-    use crate::mock::request::Fields;
-    use crate::mock::scenario::parse_step;
+    use crate::chat::completion;
+    use crate::chat::tests::ctx;
+    use crate::request::Fields;
+    use crate::scenario::parse_step;
 
     fn json_of(bytes: &[u8]) -> Value {
         serde_json::from_slice(bytes).unwrap_or_default()
