@@ -17,11 +17,11 @@ use http::{header, HeaderMap, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service, ServiceExt};
 
+use crate::actions::ActionTable;
 use crate::config::{ms, Config};
 use crate::context::{Ledger, RequestFacts};
 use crate::inspect::layer::expectation;
 use crate::outcome::Outcome;
-use crate::policy::PolicyTable;
 use crate::preflight;
 use crate::proxy::attempt::Attempt;
 use crate::proxy::targets::Targets;
@@ -33,15 +33,15 @@ use crate::taxonomy::Kind;
 pub struct AdmitLayer {
     config: Arc<Config>,
     targets: Arc<Targets>,
-    policies: Arc<PolicyTable>,
+    actions: Arc<ActionTable>,
 }
 
 impl AdmitLayer {
-    pub fn new(config: Arc<Config>, targets: Arc<Targets>, policies: Arc<PolicyTable>) -> Self {
+    pub fn new(config: Arc<Config>, targets: Arc<Targets>, actions: Arc<ActionTable>) -> Self {
         AdmitLayer {
             config,
             targets,
-            policies,
+            actions,
         }
     }
 }
@@ -54,7 +54,7 @@ impl<S> Layer<S> for AdmitLayer {
             inner,
             config: self.config.clone(),
             targets: self.targets.clone(),
-            policies: self.policies.clone(),
+            actions: self.actions.clone(),
         }
     }
 }
@@ -65,7 +65,7 @@ pub struct Admit<S> {
     inner: S,
     config: Arc<Config>,
     targets: Arc<Targets>,
-    policies: Arc<PolicyTable>,
+    actions: Arc<ActionTable>,
 }
 
 impl<S> Service<Request<Body>> for Admit<S>
@@ -85,8 +85,8 @@ where
         let inner = self.inner.clone();
         let config = self.config.clone();
         let targets = self.targets.clone();
-        let policies = self.policies.clone();
-        Box::pin(async move { Ok(admit(inner, &config, &targets, &policies, req).await) })
+        let actions = self.actions.clone();
+        Box::pin(async move { Ok(admit(inner, &config, &targets, &actions, req).await) })
     }
 }
 
@@ -94,7 +94,7 @@ async fn admit<S>(
     inner: S,
     config: &Config,
     targets: &Targets,
-    policies: &PolicyTable,
+    actions: &ActionTable,
     req: Request<Body>,
 ) -> Response<Body>
 where
@@ -115,7 +115,7 @@ where
     let secrets: Vec<&str> = secrets_owned.iter().map(String::as_str).collect();
     let render = RenderContext {
         ledger: &ledger,
-        policies: policies.base(),
+        actions: actions.base(),
         max_attempts: config.retry.max_attempts,
         secrets: &secrets,
     };
@@ -170,9 +170,9 @@ where
         &ledger,
         secrets_owned.clone(),
     );
-    facts.policies = policies.resolve(ledger.route, facts.model.as_deref());
+    facts.actions = actions.resolve(ledger.route, facts.model.as_deref());
     let render = RenderContext {
-        policies: facts.policies,
+        actions: facts.actions,
         ..render
     };
     ledger.entry().model = facts.model.clone();
@@ -250,7 +250,7 @@ fn facts(
         deadline: ledger.started + timeout,
         client_retrying,
         plan,
-        policies: crate::policy::Policies::of(&config.inspect),
+        actions: crate::actions::Actions::of(&config.inspect),
         json,
         expect,
         secrets: Arc::new(secrets),

@@ -30,6 +30,7 @@ use http::{header, Response, StatusCode};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::actions::ActionTable;
 use crate::admit::AdmitLayer;
 use crate::config::Config;
 use crate::envelope::{self, EnvelopeContext};
@@ -37,7 +38,6 @@ use crate::inspect::layer::InspectLayer;
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::outcome::Outcome;
-use crate::policy::PolicyTable;
 use crate::proxy::attempt::AttemptService;
 use crate::proxy::targets::{Targets, TargetsError};
 use crate::retry::layer::RetryLayer;
@@ -62,7 +62,7 @@ pub enum BuildError {
     #[error("targets: {0}")]
     Targets(#[from] TargetsError),
     #[error("inspect overrides: {0}: {1}")]
-    Policies(String, String),
+    Actions(String, String),
 }
 
 #[derive(Clone)]
@@ -78,8 +78,8 @@ struct Ops {
 pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let metrics = Arc::new(Metrics::new(config.metrics.max_model_labels)?);
     let targets = Arc::new(Targets::new(&config, metrics.clone())?);
-    let policies =
-        Arc::new(PolicyTable::new(&config.inspect).map_err(|(k, m)| BuildError::Policies(k, m))?);
+    let actions =
+        Arc::new(ActionTable::new(&config.inspect).map_err(|(k, m)| BuildError::Actions(k, m))?);
     let ready = Arc::new(AtomicBool::new(false));
     let failures = config
         .debug
@@ -90,7 +90,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         .layer(ObserveLayer::new(metrics.clone(), failures.clone()))
         .map_response(|r: Response<_>| r.map(Body::new))
         .layer(CatchPanicLayer::custom(panic_answer))
-        .layer(AdmitLayer::new(config.clone(), targets.clone(), policies))
+        .layer(AdmitLayer::new(config.clone(), targets.clone(), actions))
         .layer(RetryLayer::new(
             config.retry.clone(),
             metrics.clone(),

@@ -20,7 +20,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::outcome::Outcome;
-use crate::retry::after;
+use crate::ratelimit::after;
 use crate::taxonomy::Kind;
 
 use body::ErrorFields;

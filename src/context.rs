@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use crate::actions::Actions;
 use crate::inspect::Expectation;
 use crate::outcome::Outcome;
-use crate::policy::Policies;
 use crate::routing::Plan;
 use crate::taxonomy::Kind;
 
@@ -92,8 +92,8 @@ pub struct RequestFacts {
     pub client_retrying: bool,
     /// The targets this request may go to, in fallback order.
     pub plan: Arc<Plan>,
-    /// The `[inspect]` policies for this request's route and model.
-    pub policies: Policies,
+    /// The `[inspect]` actions for this request's route and model.
+    pub actions: Actions,
     /// The parsed JSON body, when it was JSON.
     pub json: Option<Arc<serde_json::Value>>,
     /// What the request asked for (JSON mode, schema, stream), for the

@@ -15,7 +15,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
 use crate::outcome::Outcome;
-use crate::retry::backoff;
+use crate::ratelimit::after::client_retry_after;
 use crate::taxonomy::Kind;
 
 /// What replaces a secret found in upstream text.
@@ -228,7 +228,7 @@ pub fn headers(outcome: &Outcome, ctx: &EnvelopeContext) -> HeaderMap {
         let wait = outcome.retry_after.unwrap_or(DEFAULT_CLIENT_WAIT);
         map.insert(
             header::RETRY_AFTER,
-            HeaderValue::from(backoff::client_retry_after(wait)),
+            HeaderValue::from(client_retry_after(wait)),
         );
     }
     map

@@ -2,6 +2,7 @@
 //! APIs. [`app`] assembles the stack (and documents its order); [`server`]
 //! serves it; `main.rs` only wires configuration and logging to them.
 
+pub mod actions;
 pub mod admit;
 pub mod app;
 pub mod classify;
@@ -12,12 +13,14 @@ pub mod inspect;
 pub mod metrics;
 pub mod observe;
 pub mod outcome;
-pub mod policy;
+pub mod path;
+pub mod pattern;
 pub mod preflight;
 pub mod proxy;
+pub mod ratelimit;
 pub mod respond;
 pub mod retry;
-pub mod route;
+
 pub mod routing;
 pub mod server;
 pub mod sse;

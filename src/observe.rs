@@ -20,8 +20,8 @@ use tracing::{field, Instrument, Span};
 
 use crate::context::Ledger;
 use crate::metrics::Metrics;
+use crate::path;
 use crate::proxy::headers::REQUEST_ID;
-use crate::route;
 use crate::support::{self, FailureLog, FailureRecord};
 use crate::taxonomy::Class;
 
@@ -75,7 +75,7 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let request_id = request_id(req.headers().get(REQUEST_ID));
-        let route = route::normalize(req.uri().path());
+        let route = path::template(req.uri().path());
         let ledger = Ledger::new(request_id.clone(), req.method().clone(), route);
         req.extensions_mut().insert(ledger.clone());
         let span = tracing::info_span!(

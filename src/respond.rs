@@ -6,22 +6,22 @@
 use axum::body::Body;
 use http::{HeaderValue, Response};
 
-use crate::config::Policy;
+use crate::actions::Actions;
+use crate::config::Action;
 use crate::context::Ledger;
 use crate::envelope::{
     self, EnvelopeContext, X_BACKSTOP_ATTEMPTS, X_BACKSTOP_CLASS, X_BACKSTOP_KIND,
     X_BACKSTOP_TARGET,
 };
 use crate::outcome::Outcome;
-use crate::policy::Policies;
 use crate::proxy::attempt::Attempt;
 use crate::taxonomy::Class;
 
 /// What rendering needs besides the attempt.
 pub struct RenderContext<'a> {
     pub ledger: &'a Ledger,
-    /// The request's `[inspect]` policies.
-    pub policies: Policies,
+    /// The request's `[inspect]` actions.
+    pub actions: Actions,
     pub max_attempts: u32,
     /// Values to redact from upstream messages (the client's token, the
     /// configured key).
@@ -36,7 +36,7 @@ pub fn render(attempt: Attempt, ctx: &RenderContext<'_>) -> Response<Body> {
     let forward = match kind.class() {
         Class::None => true,
         Class::Hard => false,
-        Class::Soft | Class::Silent => ctx.policies.get(kind) == Policy::Pass,
+        Class::Soft | Class::Silent => ctx.actions.get(kind) == Action::Pass,
     };
     let attempts = ctx.ledger.entry().attempts;
     match response {

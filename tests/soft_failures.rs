@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use backstop::config::{Config, Policy};
+use backstop::config::{Action, Config};
 use backstop::server::Running;
 use backstop_mock::{MockConfig, MockServer};
 use common::{client, gateway};
@@ -99,7 +99,7 @@ async fn setup(tweak: impl FnOnce(&mut Config)) -> (MockServer, Running) {
     (mock, gw)
 }
 
-fn set(config: &mut Config, kind: &str, policy: Policy) {
+fn set(config: &mut Config, kind: &str, policy: Action) {
     let i = &mut config.inspect;
     match kind {
         "content_filter" => i.content_filter = policy,
@@ -128,19 +128,19 @@ fn non_stream_cases() -> Vec<(&'static str, &'static str, Value)> {
 
 #[tokio::test]
 async fn every_non_streamed_kind_under_every_policy() {
-    for policy in [Policy::Pass, Policy::Retry, Policy::Fail] {
+    for policy in [Action::Pass, Action::Retry, Action::Fail] {
         for (kind, scenario, body) in non_stream_cases() {
             let (mock, gw) = setup(|c| set(c, kind, policy)).await;
             let got = call(&mock, &gw, "/chat/completions", body.clone(), scenario).await;
             let what = format!("{kind} via {scenario} under {policy:?}: {got:?}");
             match policy {
-                Policy::Pass => {
+                Action::Pass => {
                     assert_eq!((got.status, got.hits), (200, 1), "{what}");
                     assert_eq!(got.kind, kind, "{what}");
                     assert_eq!(got.json()["object"], "chat.completion", "{what}");
                 }
-                Policy::Retry | Policy::Fail => {
-                    let attempts = if policy == Policy::Retry { 3 } else { 1 };
+                Action::Retry | Action::Fail => {
+                    let attempts = if policy == Action::Retry { 3 } else { 1 };
                     let status = if kind == "content_filter" { 400 } else { 502 };
                     assert_eq!((got.status, got.hits), (status, attempts), "{what}");
                     let env = got.json();
@@ -235,9 +235,9 @@ async fn tool_calls_with_null_content_pass_untouched() {
 async fn empty_image_data_under_each_policy() {
     let body = json!({"model": "dall-e-3", "prompt": "a cat"});
     for (policy, status, hits) in [
-        (Policy::Pass, 200, 1),
-        (Policy::Fail, 502, 1),
-        (Policy::Retry, 502, 3),
+        (Action::Pass, 200, 1),
+        (Action::Fail, 502, 1),
+        (Action::Retry, 502, 3),
     ] {
         let (mock, gw) = setup(|c| c.inspect.empty_data = policy).await;
         let got = call(
@@ -249,7 +249,7 @@ async fn empty_image_data_under_each_policy() {
         )
         .await;
         assert_eq!((got.status, got.hits), (status, hits), "{policy:?} {got:?}");
-        if policy == Policy::Pass {
+        if policy == Action::Pass {
             assert_eq!(got.kind, "empty_data");
             assert_eq!(got.json()["data"], json!([]));
         } else {
@@ -281,7 +281,7 @@ async fn a_clean_stream_is_forwarded_with_its_done() {
 
 #[tokio::test]
 async fn a_stream_cut_midway_ends_with_an_error_event_and_no_done() {
-    for policy in [Policy::Pass, Policy::Retry, Policy::Fail] {
+    for policy in [Action::Pass, Action::Retry, Action::Fail] {
         // A truncation always fails the stream: passing it would present a
         // cut answer as complete.
         let (mock, gw) = setup(|c| c.inspect.stream_truncated = policy).await;
@@ -364,7 +364,7 @@ async fn a_stream_that_opens_with_a_content_filter_is_answered_like_a_body() {
     assert_eq!((got.status, got.hits), (400, 1), "{got:?}");
     assert_eq!(got.json()["error"]["backstop"]["kind"], "content_filter");
     // Under retry it is tried again, before any byte went out.
-    let (mock, gw) = setup(|c| c.inspect.content_filter = Policy::Retry).await;
+    let (mock, gw) = setup(|c| c.inspect.content_filter = Action::Retry).await;
     let got = call(
         &mock,
         &gw,
@@ -394,7 +394,7 @@ async fn length_on_a_stream_under_pass_and_fail() {
     let got = call(&mock, &gw, "/chat/completions", chat(true), "finish:length").await;
     assert_eq!(got.status, 200);
     assert!(got.body.ends_with("data: [DONE]\n\n"));
-    let (mock, gw) = setup(|c| c.inspect.length = Policy::Fail).await;
+    let (mock, gw) = setup(|c| c.inspect.length = Action::Fail).await;
     let got = call(&mock, &gw, "/chat/completions", chat(true), "finish:length").await;
     assert_eq!(got.status, 200, "content already went out");
     let last: Value = serde_json::from_str(got.events().last().unwrap()).unwrap();

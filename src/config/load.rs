@@ -5,11 +5,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::Config;
+use super::sections::Config;
+use super::validate::validate_overrides;
+use super::validate_routing::validate_routing;
 
 /// The default config file, read when present in the working directory.
 pub const DEFAULT_PATH: &str = "config/backstop.toml";
@@ -100,9 +103,9 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, Con
     config
         .validate()
         .map_err(|(key, message)| ConfigError::invalid(origin(key), key, message))?;
-    super::validate_routing(&config.routing())
+    validate_routing(&config.routing())
         .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
-    crate::policy::PolicyTable::new(&config.inspect)
+    validate_overrides(&config.inspect)
         .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
     Ok(config)
 }
@@ -275,5 +278,14 @@ fn join(prefix: &str, k: &str) -> String {
         k.to_string()
     } else {
         format!("{prefix}.{k}")
+    }
+}
+
+impl Config {
+    /// The listen address, parsed (validation guarantees it parses).
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|e| ConfigError::invalid(Source::Merged, "listen", format!("{e}")))
     }
 }

@@ -14,10 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::taxonomy::Kind;
 
-mod validate;
-
-pub use validate::validate_routing;
-
 /// The reserved name of the `[upstream]` section among the upstreams.
 pub const DEFAULT_UPSTREAM: &str = "default";
 
@@ -198,21 +194,6 @@ pub fn never_falls_over(kind: Kind) -> Option<&'static str> {
         | Kind::StreamTruncated
         | Kind::MalformedEvent => None,
     }
-}
-
-/// Whether a model pattern is a glob (has `*`, `?`, `[` or `{`) rather
-/// than an exact name.
-pub fn is_glob(pattern: &str) -> bool {
-    pattern.contains(['*', '?', '[', '{'])
-}
-
-/// Compiles one model glob. `*` also matches `/` (model names like
-/// `openai/gpt-4o` are one name, not a path).
-pub fn compile_glob(pattern: &str) -> Result<globset::Glob, String> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(false)
-        .build()
-        .map_err(|e| format!("{pattern:?} is not a valid glob: {}", e.kind()))
 }
 
 #[cfg(test)]

@@ -42,8 +42,8 @@ fn no_file_and_no_env_gives_the_contract_defaults() {
     assert_eq!(c.upstream.url, "https://api.openai.com/v1");
     assert_eq!(c.retry.max_attempts, 3);
     assert_eq!(c.retry.budget_ratio, 0.2);
-    assert_eq!(c.inspect.content_filter, Policy::Fail);
-    assert_eq!(c.inspect.empty_content, Policy::Retry);
+    assert_eq!(c.inspect.content_filter, Action::Fail);
+    assert_eq!(c.inspect.empty_content, Action::Retry);
     assert_eq!(c.shutdown.drain_timeout_ms, 25_000);
     assert_eq!(c.limits.max_request_body_bytes, 20_971_520);
 }
@@ -72,7 +72,7 @@ fn file_values_and_env_overrides_with_env_winning() {
         "a numeric-looking key stays a string"
     );
     assert_eq!(c.upstream.url, "http://127.0.0.1:1/v1");
-    assert_eq!(c.inspect.length, Policy::Fail);
+    assert_eq!(c.inspect.length, Action::Fail);
     assert!(c.preflight.strict);
 }
 
@@ -268,4 +268,23 @@ fn the_example_documents_every_key() {
         }
     }
     assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+}
+
+#[test]
+fn bad_inspect_overrides_are_named() {
+    let cases = [
+        ("[[inspect.overrides]]\nlength = \"fail\"\n", "inspect.overrides[0]"),
+        (
+            "[[inspect.overrides]]\nroutes = [\"chat\"]\nlength = \"fail\"\n",
+            "inspect.overrides[0].routes[0]",
+        ),
+        (
+            "[[inspect.overrides]]\nmodels = [\"a\"]\n[[inspect.overrides]]\nmodels = [\"gpt-[4\"]\nlength = \"fail\"\n",
+            "inspect.overrides[1].models[0]",
+        ),
+    ];
+    for (toml, key) in cases {
+        let err = load_str(toml, &[]).unwrap_err();
+        assert_eq!(err.key, key, "{toml}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Range and shape checks that serde cannot express. Each failure names the
 //! key path; `load` adds where the value came from.
 
-use super::Config;
+use super::sections::{Config, InspectConfig};
+use crate::pattern::ModelPatterns;
 
 type Invalid = (&'static str, String);
 
@@ -69,6 +70,31 @@ impl Config {
     }
 }
 
+/// The `[[inspect.overrides]]`: each names routes or models, routes are
+/// templates, model globs compile. Errors name the override
+/// (`inspect.overrides[1].models[0]`).
+pub fn validate_overrides(inspect: &InspectConfig) -> Result<(), (String, String)> {
+    for (i, o) in inspect.overrides.iter().enumerate() {
+        let at = format!("inspect.overrides[{i}]");
+        if o.routes.is_empty() && o.models.is_empty() {
+            return Err((
+                at,
+                "names neither `routes` nor `models`: set the global action instead".into(),
+            ));
+        }
+        for (j, r) in o.routes.iter().enumerate() {
+            if !r.starts_with("/v1/") {
+                return Err((
+                    format!("{at}.routes[{j}]"),
+                    format!("{r:?} is not a route like \"/v1/chat/completions\""),
+                ));
+            }
+        }
+        ModelPatterns::compile(&o.models).map_err(|(j, e)| (format!("{at}.models[{j}]"), e))?;
+    }
+    Ok(())
+}
+
 fn positive(key: &'static str, v: u64) -> Result<(), Invalid> {
     if v == 0 {
         Err((key, "must be greater than 0".into()))
@@ -78,7 +104,7 @@ fn positive(key: &'static str, v: u64) -> Result<(), Invalid> {
 }
 
 /// An upstream base URL: http(s), a host, no query string.
-pub(crate) fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), String> {
     let parsed: http::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?;

@@ -7,9 +7,9 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::{
-    bad_upstream, judge_all, ChoiceView, Expectation, Findings, JsonMode, ToolCallView, Usage,
-};
+use super::choice::{judge_all, ChoiceView, ToolCallView};
+use super::expect::{Expectation, JsonMode};
+use super::findings::{bad_upstream, Findings, Usage};
 
 /// Inspects a whole chat-completions (`choices[].message`) or completions
 /// (`choices[].text`) body. A body that is not a JSON object is

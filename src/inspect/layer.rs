@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::classify::{self, TransportFailure};
-use crate::config::{ms, Config, InspectConfig, Policy};
+use crate::config::{ms, Action, Config, InspectConfig};
 use crate::context::{Ledger, RequestFacts};
 use crate::metrics::Metrics;
 use crate::proxy::attempt::Attempt;
@@ -290,7 +290,7 @@ async fn watch_stream(
     let lookahead = shared.inspect.stream_lookahead
         && [Kind::ContentFilter, Kind::EmptyContent]
             .into_iter()
-            .any(|k| facts.policies.get(k) != Policy::Pass);
+            .any(|k| facts.actions.get(k) != Action::Pass);
     let mut held = Vec::new();
     if lookahead {
         while !watch.decided() {
@@ -308,7 +308,7 @@ async fn watch_stream(
             // answered like a whole body's (retried, or the envelope with
             // its status), not as an error event inside a 200.
             let early = matches!(findings.kind, Kind::ContentFilter | Kind::EmptyContent)
-                && facts.policies.get(findings.kind) != Policy::Pass;
+                && facts.actions.get(findings.kind) != Action::Pass;
             if early {
                 let mut failed = outcome;
                 apply(&mut failed, &findings);

@@ -9,7 +9,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{bad_upstream, Findings, Usage};
+use super::findings::{bad_upstream, cap_detail, Findings, Usage};
 use crate::outcome::Outcome;
 use crate::taxonomy::Kind;
 
@@ -37,7 +37,7 @@ pub fn inspect_images(body: &[u8]) -> Findings {
     };
     let detail = match kind {
         Kind::EmptyData => find_string(&value, "revised_prompt", 6)
-            .map(|p| super::cap_detail(format!("revised_prompt: {p}"))),
+            .map(|p| cap_detail(format!("revised_prompt: {p}"))),
         _ => None,
     };
     Findings {

@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::chat::{content_text, tool_label};
-use super::{judge_all, ChoiceView, Expectation, Findings, JsonMode, ToolCallView, Usage};
+use super::choice::{judge_all, ChoiceView, ToolCallView};
+use super::expect::{Expectation, JsonMode};
+use super::findings::{Findings, Usage};
 use crate::taxonomy::Kind;
 
 /// Cap on each buffered text (JSON-mode content, one tool call's

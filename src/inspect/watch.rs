@@ -19,12 +19,12 @@ use axum::body::{Body, BodyDataStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use crate::actions::Actions;
 use crate::classify;
-use crate::config::Policy;
+use crate::config::Action;
 use crate::context::{Ledger, RequestFacts};
 use crate::envelope::{self, EnvelopeContext};
 use crate::outcome::Outcome;
-use crate::policy::Policies;
 use crate::sse::SseParser;
 use crate::taxonomy::{Class, Kind};
 
@@ -61,8 +61,8 @@ pub struct StreamWatch {
     pub findings: Option<Findings>,
     /// Set when the route repairs cut streams; taken by the one repair.
     repair: Option<Repair>,
-    /// The request's `[inspect]` policies.
-    policies: Policies,
+    /// The request's `[inspect]` actions.
+    actions: Actions,
 }
 
 impl StreamWatch {
@@ -80,7 +80,7 @@ impl StreamWatch {
             Some(_) => StreamInspector::new(&facts.expect).capturing_content(),
             None => StreamInspector::new(&facts.expect),
         };
-        let (secrets, policies) = (facts.secrets.clone(), facts.policies);
+        let (secrets, actions) = (facts.secrets.clone(), facts.actions);
         StreamWatch {
             upstream: body.into_data_stream(),
             parser: SseParser::new(),
@@ -96,7 +96,7 @@ impl StreamWatch {
             upstream_request_id: upstream.upstream_request_id.clone(),
             findings: None,
             repair,
-            policies,
+            actions,
         }
     }
 
@@ -253,7 +253,7 @@ impl StreamWatch {
             // degrades to `fail`, as the README says.
             Class::Soft | Class::Silent => {
                 outcome.kind == Kind::StreamTruncated
-                    || self.policies.get(outcome.kind) != Policy::Pass
+                    || self.actions.get(outcome.kind) != Action::Pass
             }
         };
         if fails {

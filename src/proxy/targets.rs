@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, UpstreamConfig, DEFAULT_UPSTREAM};
 use crate::metrics::Metrics;
+use crate::ratelimit::advertised::Advertised;
 use crate::routing::{
     Admission, Circuit, CircuitState, Pacer, Plan, Reservation, RoutingTable, Target, Transition,
 };
@@ -249,7 +250,7 @@ impl Targets {
             return;
         };
         let now = Instant::now();
-        pacer.observe(headers, now, SystemTime::now());
+        pacer.observe(&Advertised::read(headers, SystemTime::now()), now);
         let (requests, tokens) = pacer.snapshot(now);
         let label = self.label(target);
         for (kind, value) in [("requests", requests), ("tokens", tokens)] {

@@ -1,20 +1,14 @@
-//! How long to wait between attempts, and what wait to tell the client.
+//! How long to wait between attempts.
 //!
-//! Pure arithmetic for the retry layer: exponential backoff with "full
+//! Pure arithmetic for the retry chain: exponential backoff with "full
 //! jitter" (AWS Architecture Blog, "Exponential Backoff And Jitter"), which
 //! spreads retries of many clients uniformly instead of in synchronized
-//! waves, and the clamp applied to the `retry-after` the gateway sends
-//! (CONTRACT.md §3: never `0`, never above 60 s). The caller owns the
-//! random number generator, so tests are deterministic.
+//! waves. The caller owns the random number generator, so tests are
+//! deterministic.
 
 use std::time::Duration;
 
 use rand::Rng;
-
-/// The most the gateway ever tells a client to wait, in seconds.
-pub const CLIENT_RETRY_AFTER_MAX_SECS: u64 = 60;
-/// The least: a `retry-after: 0` invites a hot loop.
-pub const CLIENT_RETRY_AFTER_MIN_SECS: u64 = 1;
 
 /// The backoff ceiling before retry number `retry` (0 for the first retry):
 /// `min(max, base · 2^retry)`, saturating instead of overflowing.
@@ -32,15 +26,6 @@ pub fn full_jitter(retry: u32, base: Duration, max: Duration, rng: &mut impl Rng
     // Ceilings beyond u64 nanoseconds (~584 years) are clamped there.
     let cap = u64::try_from(ceiling(retry, base, max).as_nanos()).unwrap_or(u64::MAX);
     Duration::from_nanos(rng.random_range(0..=cap))
-}
-
-/// The `retry-after` value (whole seconds) for a client asked to wait `wait`:
-/// rounded up, clamped to `[1, 60]`.
-pub fn client_retry_after(wait: Duration) -> u64 {
-    let secs = wait
-        .as_secs()
-        .saturating_add(u64::from(wait.subsec_nanos() > 0));
-    secs.clamp(CLIENT_RETRY_AFTER_MIN_SECS, CLIENT_RETRY_AFTER_MAX_SECS)
 }
 
 #[cfg(test)]
@@ -114,26 +99,5 @@ mod tests {
             full_jitter(2, MS(500), MS(8000), &mut a),
             full_jitter(2, MS(500), MS(8000), &mut b)
         );
-    }
-
-    #[test]
-    fn client_retry_after_rounds_up_and_clamps() {
-        let cases = [
-            (Duration::ZERO, 1),
-            (Duration::from_nanos(1), 1),
-            (MS(999), 1),
-            (MS(1000), 1),
-            (MS(1001), 2),
-            (MS(1500), 2),
-            (MS(20_000), 20),
-            (MS(59_001), 60),
-            (MS(60_000), 60),
-            (MS(61_000), 60),
-            (Duration::from_secs(86_400), 60),
-            (Duration::MAX, 60),
-        ];
-        for (wait, expected) in cases {
-            assert_eq!(client_retry_after(wait), expected, "{wait:?}");
-        }
     }
 }

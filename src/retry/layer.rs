@@ -1,5 +1,5 @@
 //! The retry mechanism (a tower layer around the per-attempt service): it
-//! replays the buffered request while [`super::policy::decide`] says so,
+//! replays the buffered request while [`super::decide::decide`] says so,
 //! sleeps the decided wait, and spends the shared retry budget — when the
 //! budget is gone the failure goes back unretried. Attempts are counted
 //! here, once each, after inspection has had its say.
@@ -16,18 +16,18 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::config::{ms, Policy, RetryConfig};
+use crate::actions::Actions;
+use crate::config::{ms, Action, RetryConfig};
 use crate::context::{Ledger, RequestFacts};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
-use crate::policy::Policies;
 use crate::proxy::attempt::Attempt;
 use crate::proxy::targets::Targets;
 use crate::routing::next_target;
 use crate::taxonomy::{Class, Kind};
 
 use super::backoff::full_jitter;
-use super::policy::{decide, Decision, Step, Stop};
+use super::decide::{decide, Decision, Step, Stop};
 
 /// The rolling window of the retry budget (CONTRACT.md: 10 s).
 const BUDGET_WINDOW: Duration = Duration::from_secs(10);
@@ -104,11 +104,11 @@ where
 
 /// Whether a kind may be retried: hard kinds by the taxonomy, soft and
 /// silent ones when their `[inspect]` policy says `retry`.
-pub fn retryable(kind: Kind, policies: &Policies) -> bool {
+pub fn retryable(kind: Kind, actions: &Actions) -> bool {
     match kind.class() {
         Class::None => false,
         Class::Hard => kind.is_retryable(),
-        Class::Soft | Class::Silent => policies.get(kind) == Policy::Retry,
+        Class::Soft | Class::Silent => actions.get(kind) == Action::Retry,
     }
 }
 
@@ -184,7 +184,7 @@ where
             outcome: &attempt.outcome,
             attempts,
             max_attempts: shared.retry.max_attempts,
-            retryable: retryable(kind, &facts.policies) || attempt.outcome.transient,
+            retryable: retryable(kind, &facts.actions) || attempt.outcome.transient,
             defer_to_client,
             backoff: full_jitter(
                 attempts - 1,
@@ -271,5 +271,4 @@ fn replay(req: &Request<Bytes>) -> Request<Bytes> {
 }
 
 #[cfg(test)]
-#[path = "layer_tests.rs"]
 mod tests;

@@ -199,5 +199,4 @@ impl Circuit {
 }
 
 #[cfg(test)]
-#[path = "circuit_tests.rs"]
 mod tests;

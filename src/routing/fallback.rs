@@ -15,7 +15,7 @@
 
 use crate::taxonomy::Kind;
 
-use super::{Plan, Target};
+use super::plan::{Plan, Target};
 
 /// The position in `plan.targets` of the next target to try after the one
 /// at `current` failed with `kind`, or `None` to stop falling over.

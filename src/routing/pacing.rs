@@ -16,18 +16,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use http::{HeaderMap, HeaderName};
 use tokio::time::Instant;
 
 use crate::config::PacingConfig;
-use crate::retry::after;
-
-const REMAINING_REQUESTS: &str = "x-ratelimit-remaining-requests";
-const REMAINING_TOKENS: &str = "x-ratelimit-remaining-tokens";
-const RESET_REQUESTS: &str = "x-ratelimit-reset-requests";
-const RESET_TOKENS: &str = "x-ratelimit-reset-tokens";
+use crate::ratelimit::advertised::{self, Advertised};
 
 /// What a request about to go to the target should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,13 +87,17 @@ impl Pacer {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads an answer's rate-limit headers. A bucket is updated only when
-    /// both its remaining count and its reset parse; `wall` is the clock
-    /// the epoch forms of the reset are read against. Done even when
+    /// Takes what an answer (arrived at `now`) advertised. Done even when
     /// pacing is off, for the gauges.
-    pub fn observe(&self, headers: &HeaderMap, now: Instant, wall: SystemTime) {
-        let requests = bucket(headers, REMAINING_REQUESTS, RESET_REQUESTS, now, wall);
-        let tokens = bucket(headers, REMAINING_TOKENS, RESET_TOKENS, now, wall);
+    pub fn observe(&self, seen: &Advertised, now: Instant) {
+        let at = |b: advertised::Bucket| {
+            Some(Bucket {
+                remaining: b.remaining,
+                reset_at: now.checked_add(b.reset_in)?,
+            })
+        };
+        let requests = seen.requests.and_then(at);
+        let tokens = seen.tokens.and_then(at);
         let mut inner = self.lock();
         inner.expire(now);
         if let Some(seen) = requests {
@@ -178,39 +176,5 @@ impl Pacer {
     }
 }
 
-/// One bucket from an answer, when both of its headers parse.
-fn bucket(
-    headers: &HeaderMap,
-    remaining: &str,
-    reset: &'static str,
-    now: Instant,
-    wall: SystemTime,
-) -> Option<Bucket> {
-    let remaining = headers
-        .get(remaining)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    let reset_at = now.checked_add(reset_in(headers, reset, wall)?)?;
-    Some(Bucket {
-        remaining,
-        reset_at,
-    })
-}
-
-/// The wait one `x-ratelimit-reset-*` header announces, in any form
-/// `retry::after` reads (Go duration, seconds, Unix timestamp). That module
-/// only exposes the longer of both headers, so the one asked for is handed
-/// to it alone.
-fn reset_in(headers: &HeaderMap, name: &'static str, wall: SystemTime) -> Option<Duration> {
-    let value = headers.get(name)?;
-    let mut one = HeaderMap::with_capacity(1);
-    one.insert(HeaderName::from_static(name), value.clone());
-    after::ratelimit_reset(&one, wall)
-}
-
 #[cfg(test)]
-#[path = "pacing_tests.rs"]
 mod tests;

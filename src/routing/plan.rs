@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use globset::{GlobSet, GlobSetBuilder};
 
-use crate::config::{
-    compile_glob, is_glob, validate_routing, RoutingSections, DEFAULT_FALLBACK_ON, DEFAULT_UPSTREAM,
-};
+use crate::config::{validate_routing, RoutingSections, DEFAULT_FALLBACK_ON, DEFAULT_UPSTREAM};
 
-use super::KindSet;
+use super::kinds::KindSet;
+use crate::pattern::{compile_glob, is_glob};
 
 /// A target's global id: its index in [`RoutingTable::targets`], the same
 /// for every request as long as the configuration is.
@@ -205,5 +204,4 @@ fn target_id(targets: &mut Vec<TargetInfo>, upstream: &str, model: Option<&str>)
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

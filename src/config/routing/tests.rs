@@ -1,4 +1,6 @@
 use super::*;
+use crate::config::validate_routing;
+use crate::pattern::is_glob;
 
 /// The issue's example, parsed as the lead's `Config` will see it.
 const EXAMPLE: &str = r#"

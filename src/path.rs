@@ -1,6 +1,6 @@
-//! Route normalization: the `route` metric label and log field is the path
-//! template (`/v1/videos/{id}`), never a raw path with ids, so label values
-//! stay a closed set.
+//! The client's path: its template (`/v1/videos/{id}`), which is the
+//! `route` metric label and log field — never a raw path with ids, so label
+//! values stay a closed set.
 
 /// The known `/v1` path templates; `{id}` matches one non-empty segment.
 const TEMPLATES: &[&str] = &[
@@ -37,7 +37,7 @@ const TEMPLATES: &[&str] = &[
 pub const OTHER: &str = "other";
 
 /// Maps a request path (no query) to its template, or [`OTHER`].
-pub fn normalize(path: &str) -> &'static str {
+pub fn template(path: &str) -> &'static str {
     let path = path.strip_suffix('/').unwrap_or(path);
     TEMPLATES
         .iter()
@@ -59,14 +59,14 @@ fn matches(template: &str, path: &str) -> bool {
     }
 }
 
-/// All labels `normalize` can return, for pre-registering series.
+/// All labels `template` can return, for pre-registering series.
 pub fn all() -> impl Iterator<Item = &'static str> {
     TEMPLATES.iter().copied().chain(std::iter::once(OTHER))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::template;
 
     #[test]
     fn paths_map_to_templates() {
@@ -87,7 +87,7 @@ mod tests {
             ("/v1/chat/completions/x/y", "other"),
         ];
         for (path, want) in cases {
-            assert_eq!(normalize(path), want, "{path}");
+            assert_eq!(template(path), want, "{path}");
         }
     }
 }

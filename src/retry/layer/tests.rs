@@ -39,7 +39,7 @@ fn request(deadline_in: Duration, client_retrying: bool) -> Request<Bytes> {
         deadline: Instant::now() + deadline_in,
         client_retrying,
         plan: targets(&Arc::new(Metrics::new(1).unwrap())).plan(Some("m")),
-        policies: crate::policy::Policies::of(&crate::config::InspectConfig::default()),
+        actions: crate::actions::Actions::of(&crate::config::InspectConfig::default()),
         json: None,
         expect: Arc::default(),
         secrets: Arc::default(),
@@ -141,7 +141,7 @@ async fn non_retryable_kinds_get_one_attempt() {
         Kind::ContextLengthExceeded,
         Kind::PayloadTooLarge,
         Kind::BadUpstreamResponse,
-        // soft/silent under their default policies (fail / pass)
+        // soft/silent under their default actions (fail / pass)
         Kind::ContentFilter,
         Kind::Length,
         Kind::StreamTruncated,

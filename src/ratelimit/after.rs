@@ -2,7 +2,8 @@
 //!
 //! A pure function of the response headers and the current time, read by
 //! `classify` (which stores the result in `Outcome::retry_after`) and, through
-//! it, by the retry policy and the client's `retry-after` header. Sources, in
+//! it, by the retry decision and the client's `retry-after` header; the
+//! pacer reads one reset header at a time through [`reset_of`]. Sources, in
 //! order of precedence:
 //!
 //! 1. `retry-after-ms`: milliseconds, possibly fractional (OpenAI, Azure);
@@ -52,6 +53,27 @@ pub fn ratelimit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration>
         .into_iter()
         .filter_map(|name| header(headers, name).and_then(|v| parse_reset(v, now)))
         .max()
+}
+
+/// The wait one `x-ratelimit-reset-*` header announces, in any form this
+/// module reads (Go duration, seconds, Unix timestamp).
+pub fn reset_of(headers: &HeaderMap, name: &str, now: SystemTime) -> Option<Duration> {
+    header(headers, name).and_then(|v| parse_reset(v, now))
+}
+
+/// The most the gateway ever tells a client to wait, in seconds.
+pub const CLIENT_RETRY_AFTER_MAX_SECS: u64 = 60;
+/// The least: a `retry-after: 0` invites a hot loop.
+pub const CLIENT_RETRY_AFTER_MIN_SECS: u64 = 1;
+
+/// The `retry-after` value (whole seconds) for a client asked to wait `wait`:
+/// rounded up, clamped to `[1, 60]` (CONTRACT.md §3: never `0`, never above
+/// 60 s).
+pub fn client_retry_after(wait: Duration) -> u64 {
+    let secs = wait
+        .as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0));
+    secs.clamp(CLIENT_RETRY_AFTER_MIN_SECS, CLIENT_RETRY_AFTER_MAX_SECS)
 }
 
 /// A header's value as trimmed text, when it is UTF-8 (not only ASCII: Go
@@ -335,5 +357,27 @@ mod tests {
         assert_eq!(decimal_nanos("3.", NANOS_PER_SEC), Some(3_000_000_000));
         assert_eq!(decimal_nanos("0.0000000019", NANOS_PER_SEC), Some(1));
         assert_eq!(decimal_nanos("1.123456789123456789123", 1), Some(1));
+    }
+
+    #[test]
+    fn client_retry_after_rounds_up_and_clamps() {
+        const MS: fn(u64) -> Duration = Duration::from_millis;
+        let cases = [
+            (Duration::ZERO, 1),
+            (Duration::from_nanos(1), 1),
+            (MS(999), 1),
+            (MS(1000), 1),
+            (MS(1001), 2),
+            (MS(1500), 2),
+            (MS(20_000), 20),
+            (MS(59_001), 60),
+            (MS(60_000), 60),
+            (MS(61_000), 60),
+            (Duration::from_secs(86_400), 60),
+            (Duration::MAX, 60),
+        ];
+        for (wait, expected) in cases {
+            assert_eq!(client_retry_after(wait), expected, "{wait:?}");
+        }
     }
 }

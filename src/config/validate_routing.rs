@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 
-use super::{
-    compile_glob, is_glob, never_falls_over, CircuitConfig, RouteRule, RoutingSections,
-    TargetEntry, UpstreamEntry, DEFAULT_UPSTREAM, MAX_CIRCUIT_WINDOW, MAX_COOLDOWN_MS,
+use super::routing::{
+    never_falls_over, CircuitConfig, RouteRule, RoutingSections, TargetEntry, UpstreamEntry,
+    DEFAULT_UPSTREAM, MAX_CIRCUIT_WINDOW, MAX_COOLDOWN_MS,
 };
-use crate::config::validate::check_url;
+use super::validate::check_url;
+use crate::pattern::{compile_glob, is_glob};
 use crate::taxonomy::Kind;
 
 type Invalid = (String, String);

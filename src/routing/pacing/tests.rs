@@ -1,8 +1,9 @@
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 
 use super::*;
+use crate::ratelimit::advertised::Advertised;
 
 /// 2022-01-01T00:00:00Z.
 const EPOCH: u64 = 1_640_995_200;
@@ -44,7 +45,7 @@ fn ten_remaining_lets_exactly_ten_through_before_the_reset() {
     let t0 = Instant::now();
     let far = at(t0, 3_600_000);
     let p = pacer(0, 60_000, 256);
-    p.observe(&requests("10", "60s"), t0, wall());
+    p.observe(&Advertised::read(&requests("10", "60s"), wall()), t0);
     let reset = at(t0, 60_000);
     for i in 0..10 {
         assert_eq!(p.reserve(at(t0, i), far), Reservation::Go, "request {i}");
@@ -60,7 +61,7 @@ fn ten_remaining_lets_exactly_ten_through_before_the_reset() {
     assert_eq!(p.waiting(reset), 0);
     assert_eq!(p.snapshot(reset), (None, None));
     // The next answer starts a new count.
-    p.observe(&requests("1", "1s"), reset, wall());
+    p.observe(&Advertised::read(&requests("1", "1s"), wall()), reset);
     assert_eq!(p.reserve(reset, far), Reservation::Go);
     assert_eq!(p.reserve(reset, far), Reservation::Wait(at(t0, 61_000)));
 }
@@ -69,7 +70,7 @@ fn ten_remaining_lets_exactly_ten_through_before_the_reset() {
 fn a_reset_beyond_max_wait_or_the_deadline_is_refused() {
     let t0 = Instant::now();
     let p = pacer(0, 10_000, 256);
-    p.observe(&requests("0", "60s"), t0, wall());
+    p.observe(&Advertised::read(&requests("0", "60s"), wall()), t0);
     let until = at(t0, 60_000);
     let cases: &[(u64, u64, Reservation)] = &[
         // (now, deadline) in ms from t0
@@ -93,7 +94,7 @@ fn the_queue_is_bounded_and_a_cancelled_wait_frees_its_place() {
     let t0 = Instant::now();
     let far = at(t0, 3_600_000);
     let p = pacer(0, 10_000, 2);
-    p.observe(&requests("0", "5s"), t0, wall());
+    p.observe(&Advertised::read(&requests("0", "5s"), wall()), t0);
     let until = at(t0, 5_000);
     assert_eq!(p.reserve(t0, far), Reservation::Wait(until));
     assert_eq!(p.reserve(t0, far), Reservation::Wait(until));
@@ -110,7 +111,7 @@ fn reserve_keeps_requests_in_hand() {
     let t0 = Instant::now();
     let far = at(t0, 3_600_000);
     let p = pacer(2, 10_000, 256);
-    p.observe(&requests("5", "2s"), t0, wall());
+    p.observe(&Advertised::read(&requests("5", "2s"), wall()), t0);
     let got: Vec<Reservation> = (0..4).map(|_| p.reserve(t0, far)).collect();
     let wait = Reservation::Wait(at(t0, 2_000));
     assert_eq!(
@@ -125,15 +126,21 @@ fn answers_only_lower_the_count_within_a_window() {
     let t0 = Instant::now();
     let far = at(t0, 3_600_000);
     let p = pacer(0, 60_000, 256);
-    p.observe(&requests("10", "60s"), t0, wall());
+    p.observe(&Advertised::read(&requests("10", "60s"), wall()), t0);
     for _ in 0..3 {
         assert_eq!(p.reserve(t0, far), Reservation::Go);
     }
     // A late answer (sent before those three) says 9: the count stays 7,
     // the reset is the latest word.
-    p.observe(&requests("9", "59s"), at(t0, 100), wall());
+    p.observe(
+        &Advertised::read(&requests("9", "59s"), wall()),
+        at(t0, 100),
+    );
     assert_eq!(p.snapshot(at(t0, 100)), (Some(7), None));
-    p.observe(&requests("2", "59s"), at(t0, 200), wall());
+    p.observe(
+        &Advertised::read(&requests("2", "59s"), wall()),
+        at(t0, 200),
+    );
     assert_eq!(p.snapshot(at(t0, 200)), (Some(2), None));
     assert_eq!(p.reserve(at(t0, 300), far), Reservation::Go);
     assert_eq!(p.reserve(at(t0, 300), far), Reservation::Go);
@@ -158,7 +165,7 @@ fn every_reset_form_sets_the_reset_instant() {
     for (reset, ms) in cases {
         let t0 = Instant::now();
         let p = pacer(0, 7_200_000, 256);
-        p.observe(&requests("0", reset), t0, wall());
+        p.observe(&Advertised::read(&requests("0", reset), wall()), t0);
         assert_eq!(
             p.reserve(t0, at(t0, 7_200_001)),
             Reservation::Wait(at(t0, *ms)),
@@ -193,7 +200,7 @@ fn unusable_headers_leave_the_pacer_as_it_was() {
     ];
     for pairs in cases {
         let p = pacer(0, 60_000, 256);
-        p.observe(&headers(pairs), t0, wall());
+        p.observe(&Advertised::read(&headers(pairs), wall()), t0);
         assert_eq!(p.snapshot(t0), (None, None), "{pairs:?}");
         assert_eq!(p.reserve(t0, at(t0, 1_000)), Reservation::Go, "{pairs:?}");
     }
@@ -210,15 +217,15 @@ fn tokens_hold_requests_back_only_at_zero() {
             ("x-ratelimit-reset-tokens", reset),
         ])
     };
-    p.observe(&tokens("1", "2s"), t0, wall());
+    p.observe(&Advertised::read(&tokens("1", "2s"), wall()), t0);
     for _ in 0..5 {
         assert_eq!(p.reserve(t0, far), Reservation::Go);
     }
     assert_eq!(p.snapshot(t0), (None, Some(1)));
-    p.observe(&tokens("0", "2s"), at(t0, 10), wall());
+    p.observe(&Advertised::read(&tokens("0", "2s"), wall()), at(t0, 10));
     assert_eq!(p.reserve(at(t0, 10), far), Reservation::Wait(at(t0, 2_010)));
     // Both buckets blocked: the later reset wins.
-    p.observe(&requests("0", "4s"), at(t0, 20), wall());
+    p.observe(&Advertised::read(&requests("0", "4s"), wall()), at(t0, 20));
     assert_eq!(p.reserve(at(t0, 20), far), Reservation::Wait(at(t0, 4_020)));
     assert_eq!(p.reserve(at(t0, 4_020), far), Reservation::Go);
 }
@@ -230,7 +237,7 @@ fn disabled_pacing_always_goes_but_still_reports() {
         enabled: false,
         ..PacingConfig::default()
     });
-    p.observe(&requests("0", "60s"), t0, wall());
+    p.observe(&Advertised::read(&requests("0", "60s"), wall()), t0);
     assert_eq!(p.reserve(t0, at(t0, 1)), Reservation::Go);
     assert_eq!(p.snapshot(t0), (Some(0), None));
 }
