@@ -3,21 +3,27 @@
 //! Ops endpoints (`/healthz`, `/readyz`, `/metrics`) answer directly; every
 //! `/v1/*` request goes through the proxy stack, outermost first:
 //!
-//! 1. `observe` — request id, span, in-flight gauge; metrics and the one log
-//!    line per request when the answer's last byte is gone (so a stream's
-//!    final kind counts).
+//! 1. `observe` — request id, span, in-flight gauge; opens the request's
+//!    record and, when the answer's last byte is gone (so a stream's final
+//!    kind counts), reads it into metrics and the one log line.
 //! 2. `catch_panic` — a bug answers a 500 envelope instead of dropping the
 //!    connection (belt and braces: the request path is written not to panic).
 //! 3. `admit` — buffers the body under the size limit (413 never reaches the
 //!    upstream), runs pre-flight checks, reads the request's facts once, and
-//!    renders the final attempt as the answer or the envelope.
-//! 4. `retry` — replays the buffered request while the policy allows, within
-//!    `max_attempts`, the shared retry budget and the deadline.
+//!    renders the chain's final attempt as the answer or the envelope.
+//! 4. `retry` — the request's chain of attempts: picks each attempt's
+//!    target (circuits, pacing), replays the buffered request while the
+//!    decision allows, within `max_attempts`, the shared retry budget and
+//!    the deadline; counts every attempt once.
 //! 5. `inspect` — reads each successful attempt for soft and silent
-//!    failures (whole bodies, or streams under watch) so the retry layer
-//!    above can act on them; normalizes video task answers.
-//! 6. `attempt` — one upstream exchange under its first-byte timeout,
+//!    failures (whole bodies, or streams under watch) so the chain above can
+//!    act on them; normalizes video task answers.
+//! 6. `exchange` — one upstream exchange under its first-byte timeout,
 //!    classified; lazy headers for streams.
+//!
+//! Down the stack travel the request and its facts (`attempt::Call`), then
+//! one `attempt::AttemptRequest` per attempt; up come `attempt::Attempt`
+//! and the chain's `attempt::Exchange`. `docs/architecture.md` draws it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,16 +37,16 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::actions::ActionTable;
-use crate::admit::AdmitLayer;
 use crate::config::Config;
 use crate::envelope::{self, EnvelopeContext};
-use crate::inspect::layer::InspectLayer;
 use crate::metrics::Metrics;
-use crate::observe::ObserveLayer;
 use crate::outcome::Outcome;
-use crate::proxy::attempt::AttemptService;
 use crate::proxy::targets::{Targets, TargetsError};
-use crate::retry::layer::RetryLayer;
+use crate::stack::admit::AdmitLayer;
+use crate::stack::exchange::ExchangeService;
+use crate::stack::inspect::InspectLayer;
+use crate::stack::observe::ObserveLayer;
+use crate::stack::retry::RetryLayer;
 use crate::support::FailureLog;
 use crate::taxonomy::Kind;
 
@@ -96,8 +102,8 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
             metrics.clone(),
             targets.clone(),
         ))
-        .layer(InspectLayer::new(&config, metrics.clone(), targets.clone()))
-        .service(AttemptService::new(targets, metrics.clone()));
+        .layer(InspectLayer::new(&config, metrics.clone()))
+        .service(ExchangeService);
 
     let ops = Ops {
         metrics: metrics.clone(),

@@ -32,12 +32,6 @@ mod findings;
 mod media;
 mod stream;
 
-// The inspection layer (moves to the stack).
-pub mod layer;
-mod repair;
-mod tasks;
-mod watch;
-
 pub use chat::inspect_body;
 pub use expect::{Endpoint, Expectation, JsonMode};
 pub use findings::{Findings, Usage};

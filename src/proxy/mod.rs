@@ -1,7 +1,9 @@
-//! The proxy core: the upstream client, header rules, and the per-attempt
-//! service the retry layer drives.
+//! The upstream leg: the HTTP client and the mapping of a client path onto
+//! an upstream's base URL ([`upstream`]), header rules for both legs
+//! ([`headers`]), reading answer bodies ([`body`]), and the live state of
+//! every routing target ([`targets`]).
 
-pub mod attempt;
+pub mod body;
 pub mod headers;
 pub mod targets;
 pub mod upstream;

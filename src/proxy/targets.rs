@@ -3,12 +3,17 @@
 //! target ids. The decisions are [`crate::routing`]'s; this carries them out
 //! and reports their state changes (logs, `backstop_target_state`,
 //! `backstop_circuit_transitions_total`, rate-limit gauges).
+//!
+//! Going to a target is a [`Permit`]: taken from the target's circuit (a
+//! half-open circuit's one probe) and, before sending, from its pacer (one
+//! of the requests it advertised). The permit records the attempt's
+//! outcome; dropped unrecorded — the attempt was cancelled — it gives the
+//! probe and the pacing slot back, so a client that leaves cannot keep a
+//! target out of rotation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use http::HeaderMap;
 use tokio::time::Instant;
 
 use crate::config::{Config, UpstreamConfig, DEFAULT_UPSTREAM};
@@ -30,17 +35,23 @@ pub enum TargetsError {
     Routing(String, String),
 }
 
+/// One target's circuit and pacer, and what reports on them.
+struct TargetState {
+    label: Arc<str>,
+    circuit: Circuit,
+    pacer: Pacer,
+    metrics: Arc<Metrics>,
+}
+
 /// Every target's live state.
 pub struct Targets {
     table: RoutingTable,
     upstreams: HashMap<String, Arc<Upstream>>,
-    circuits: Vec<Circuit>,
-    pacers: Vec<Pacer>,
-    labels: Vec<String>,
-    metrics: Arc<Metrics>,
+    states: Vec<Arc<TargetState>>,
 }
 
-/// What a circuit makes of an attempt's kind.
+/// What a circuit makes of an attempt's kind: `Some(true)` the target is
+/// up, `Some(false)` it is failing, `None` it says nothing about the target.
 fn circuit_verdict(kind: Kind) -> Option<bool> {
     match kind {
         // The target itself is failing.
@@ -95,38 +106,24 @@ impl Targets {
             };
             upstreams.insert(name.clone(), Arc::new(Upstream::new(&cfg)?));
         }
-        let infos = table.targets();
-        let circuits = infos
+        let states = table
+            .targets()
             .iter()
-            .map(|_| Circuit::new(&config.circuit))
+            .map(|t| {
+                let label: Arc<str> = Arc::from(t.label.as_str());
+                register(&metrics, &label);
+                Arc::new(TargetState {
+                    label,
+                    circuit: Circuit::new(&config.circuit),
+                    pacer: Pacer::new(&config.pacing),
+                    metrics: metrics.clone(),
+                })
+            })
             .collect();
-        let pacers = infos.iter().map(|_| Pacer::new(&config.pacing)).collect();
-        let labels: Vec<String> = infos.iter().map(|t| t.label.clone()).collect();
-        // Every target's series exist from the start (at 0), so rates and
-        // dashboards have a value before the first event.
-        for label in &labels {
-            let label = label.as_str();
-            metrics.target_state.with_label_values(&[label]).set(0);
-            metrics.pacing_waits.with_label_values(&[label]).inc_by(0);
-            for (from, to) in [
-                (CircuitState::Closed, CircuitState::Open),
-                (CircuitState::Open, CircuitState::HalfOpen),
-                (CircuitState::HalfOpen, CircuitState::Closed),
-                (CircuitState::HalfOpen, CircuitState::Open),
-            ] {
-                metrics
-                    .circuit_transitions
-                    .with_label_values(&[label, from.as_str(), to.as_str()])
-                    .inc_by(0);
-            }
-        }
         Ok(Targets {
             table,
             upstreams,
-            circuits,
-            pacers,
-            labels,
-            metrics,
+            states,
         })
     }
 
@@ -136,67 +133,87 @@ impl Targets {
     }
 
     /// The upstream a target sends to (validation guarantees it exists).
-    pub fn upstream(&self, target: &Target) -> Option<&Arc<Upstream>> {
-        self.upstreams.get(&target.upstream)
+    pub fn upstream(&self, target: &Target) -> Option<Arc<Upstream>> {
+        self.upstreams.get(&target.upstream).cloned()
     }
 
     /// The target's label (`upstream/model`, or `upstream`).
-    pub fn label(&self, target: &Target) -> &str {
-        self.labels
+    pub fn label(&self, target: &Target) -> Arc<str> {
+        self.states
             .get(target.index)
-            .map_or("unknown", String::as_str)
+            .map_or_else(|| Arc::from("unknown"), |s| s.label.clone())
     }
 
-    /// Whether the target's circuit lets a request through now (a half-open
-    /// circuit lets one probe through at a time).
-    pub fn admit(&self, target: &Target, now: Instant) -> bool {
-        let Some(circuit) = self.circuits.get(target.index) else {
-            return true;
-        };
-        let before = circuit.state();
-        let admission = circuit.admit(now);
-        let after = circuit.state();
-        if before != after {
-            self.transition(
-                target,
-                Transition {
+    /// A permit to send to `target`, when its circuit lets a request
+    /// through now (a half-open circuit lets one probe through at a time).
+    /// With `breaking` off the circuit is not asked (a route with nowhere
+    /// else to go), but outcomes still count.
+    pub fn admit(&self, target: &Target, breaking: bool) -> Option<Permit> {
+        let state = self.states.get(target.index)?.clone();
+        let probe = if breaking {
+            let before = state.circuit.state();
+            let admission = state.circuit.admit(Instant::now());
+            let after = state.circuit.state();
+            if before != after {
+                state.transition(Transition {
                     from: before,
                     to: after,
-                },
-            );
-        }
-        !matches!(admission, Admission::Reject { .. })
-    }
-
-    /// Gives back an admission that was not used (a half-open circuit's
-    /// probe place).
-    pub fn release(&self, target: &Target) {
-        if let Some(circuit) = self.circuits.get(target.index) {
-            if circuit.state() == crate::routing::CircuitState::HalfOpen {
-                circuit.release_probe();
+                });
             }
-        }
-    }
-
-    /// Tells the target's circuit how an attempt went.
-    pub fn record(&self, target: &Target, kind: Kind, now: Instant) {
-        let Some(circuit) = self.circuits.get(target.index) else {
-            return;
+            match admission {
+                Admission::Pass => false,
+                Admission::Probe => true,
+                Admission::Reject { .. } => return None,
+            }
+        } else {
+            false
         };
-        match circuit_verdict(kind) {
-            Some(success) => {
-                if let Some(t) = circuit.record(success, now) {
-                    self.transition(target, t);
-                }
-            }
-            None => circuit.release_probe(),
-        }
+        Some(Permit {
+            state,
+            breaking,
+            probe,
+            slot: false,
+            done: false,
+        })
     }
 
-    fn transition(&self, target: &Target, t: Transition) {
-        let label = self.label(target);
+    /// A permit for another attempt on the same target, whatever its
+    /// circuit says (a retry where no other target is left).
+    pub fn again(&self, target: &Target, breaking: bool) -> Option<Permit> {
+        let state = self.states.get(target.index)?.clone();
+        Some(Permit {
+            state,
+            breaking,
+            probe: false,
+            slot: false,
+            done: false,
+        })
+    }
+}
+
+/// Every target's series exist from the start (at 0), so rates and
+/// dashboards have a value before the first event.
+fn register(metrics: &Metrics, label: &str) {
+    metrics.target_state.with_label_values(&[label]).set(0);
+    metrics.pacing_waits.with_label_values(&[label]).inc_by(0);
+    for (from, to) in [
+        (CircuitState::Closed, CircuitState::Open),
+        (CircuitState::Open, CircuitState::HalfOpen),
+        (CircuitState::HalfOpen, CircuitState::Closed),
+        (CircuitState::HalfOpen, CircuitState::Open),
+    ] {
+        metrics
+            .circuit_transitions
+            .with_label_values(&[label, from.as_str(), to.as_str()])
+            .inc_by(0);
+    }
+}
+
+impl TargetState {
+    fn transition(&self, t: Transition) {
+        let label = &*self.label;
         tracing::warn!(
-            target = label,
+            circuit = label,
             from = t.from.as_str(),
             to = t.to.as_str(),
             "circuit state changed"
@@ -210,25 +227,47 @@ impl Targets {
             .with_label_values(&[label])
             .set(t.to.as_gauge());
     }
+}
+
+/// The right to send one attempt to a target: see the module doc.
+pub struct Permit {
+    state: Arc<TargetState>,
+    /// The circuit counts this attempt's outcome.
+    breaking: bool,
+    /// This attempt is the half-open circuit's probe.
+    probe: bool,
+    /// A request of the pacer's advertised remainder was taken.
+    slot: bool,
+    /// The outcome was recorded.
+    done: bool,
+}
+
+impl Permit {
+    /// The target's label.
+    pub fn label(&self) -> &Arc<str> {
+        &self.state.label
+    }
 
     /// Asks the target's pacer for room, waiting for a reset when told to.
     /// `Err(until)` when the wait would be too long (queue full, past
     /// `max_wait_ms` or the deadline).
-    pub async fn pace(&self, target: &Target, deadline: Instant) -> Result<(), Instant> {
-        let Some(pacer) = self.pacers.get(target.index) else {
-            return Ok(());
-        };
+    pub async fn pace(&mut self, deadline: Instant) -> Result<(), Instant> {
+        let pacer = &self.state.pacer;
         let mut counted = false;
         loop {
             match pacer.reserve(Instant::now(), deadline) {
-                Reservation::Go => return Ok(()),
+                Reservation::Go => {
+                    self.slot = true;
+                    return Ok(());
+                }
                 Reservation::Refuse { until } => return Err(until),
                 Reservation::Wait(at) => {
                     if !counted {
                         counted = true;
-                        self.metrics
+                        self.state
+                            .metrics
                             .pacing_waits
-                            .with_label_values(&[self.label(target)])
+                            .with_label_values(&[&*self.state.label])
                             .inc();
                     }
                     // Cancel the place in the queue if this request goes away.
@@ -244,22 +283,49 @@ impl Targets {
         }
     }
 
-    /// Reads a target's rate-limit headers from an answer.
-    pub fn observe(&self, target: &Target, headers: &HeaderMap) {
-        let Some(pacer) = self.pacers.get(target.index) else {
-            return;
-        };
+    /// Records how the attempt went: the circuit's verdict (when it
+    /// counts) and the rate limits the answer advertised.
+    pub fn record(mut self, kind: Kind, advertised: &Advertised) {
+        self.done = true;
+        let state = &self.state;
         let now = Instant::now();
-        pacer.observe(&Advertised::read(headers, SystemTime::now()), now);
-        let (requests, tokens) = pacer.snapshot(now);
-        let label = self.label(target);
+        if self.breaking {
+            match circuit_verdict(kind) {
+                Some(up) => {
+                    if let Some(t) = state.circuit.record(up, now) {
+                        state.transition(t);
+                    }
+                }
+                None => state.circuit.release_probe(),
+            }
+        }
+        if advertised.is_empty() {
+            return;
+        }
+        state.pacer.observe(advertised, now);
+        let (requests, tokens) = state.pacer.snapshot(now);
         for (kind, value) in [("requests", requests), ("tokens", tokens)] {
             if let Some(v) = value {
-                self.metrics
+                state
+                    .metrics
                     .ratelimit_remaining
-                    .with_label_values(&[label, kind])
+                    .with_label_values(&[&*state.label, kind])
                     .set(i64::try_from(v).unwrap_or(i64::MAX));
             }
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.probe {
+            self.state.circuit.release_probe();
+        }
+        if self.slot {
+            self.state.pacer.give_back();
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request};
+use http::{HeaderMap, HeaderValue, Method};
 
 use crate::config::{ms, UpstreamConfig};
 
@@ -65,23 +65,25 @@ impl Upstream {
         format!("{}{}", self.base, rest)
     }
 
-    /// Sends one attempt of `req` with `body` (the client's, or rewritten
-    /// for the target); resolves when the response headers arrive.
+    /// Sends one attempt: the client's method, path and headers with `body`
+    /// (the client's, or rewritten for the target); resolves when the
+    /// response headers arrive.
     pub async fn send(
         &self,
-        req: &Request<Bytes>,
+        method: &Method,
+        path_and_query: &str,
+        client_headers: &HeaderMap,
         body: Bytes,
         request_id: &HeaderValue,
     ) -> Result<reqwest::Response, TransportError> {
-        let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let headers = headers::upstream_request(
-            req.headers(),
+            client_headers,
             request_id,
             self.api_key.as_ref(),
             self.replace_client_key,
         );
         self.client
-            .request(req.method().clone(), self.url_for(path_and_query))
+            .request(method.clone(), self.url_for(path_and_query))
             .headers(headers)
             .body(body)
             .send()

@@ -6,4 +6,3 @@
 
 pub mod backoff;
 pub mod decide;
-pub mod layer;

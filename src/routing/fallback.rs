@@ -30,7 +30,7 @@ pub fn next_target(
     plan: &Plan,
     current: usize,
     kind: Kind,
-    available: impl Fn(&Target) -> bool,
+    mut available: impl FnMut(&Target) -> bool,
 ) -> Option<usize> {
     let from = plan.targets.get(current)?;
     // `Some(w)`: only a target with a known window larger than `w` fits.

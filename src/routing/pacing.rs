@@ -156,6 +156,14 @@ impl Pacer {
         }
     }
 
+    /// Gives back a request taken by a `Go` that was never sent (its
+    /// attempt was cancelled first).
+    pub fn give_back(&self) {
+        if let Some(b) = self.lock().requests.as_mut() {
+            b.remaining = b.remaining.saturating_add(1);
+        }
+    }
+
     /// Remaining requests (the local count) and tokens, as far as known
     /// at `now`, for the gauges.
     pub fn snapshot(&self, now: Instant) -> (Option<u64>, Option<u64>) {

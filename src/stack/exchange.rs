@@ -1,4 +1,4 @@
-//! One upstream attempt, classified: the innermost service of the proxy
+//! One upstream exchange, classified: the innermost service of the proxy
 //! stack. It sends the buffered request, waits for the answer within the
 //! attempt's first-byte timeout (capped by the request's deadline) and turns
 //! whatever came back into an [`Attempt`]:
@@ -11,65 +11,33 @@
 //!   is still retryable.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use futures_util::{stream, StreamExt};
-use http::{header, Request, Response, StatusCode};
+use http::{header, Response, StatusCode};
 use tokio::time::Instant;
 
+use crate::attempt::{AnswerBody, Attempt, AttemptRequest, Purpose};
 use crate::classify::{self, TransportFailure};
-use crate::context::{Ledger, RequestFacts};
-use crate::metrics::Metrics;
 use crate::outcome::Outcome;
-use crate::routing::Target;
+use crate::proxy::body::{prefixed, read_prefix};
+use crate::proxy::headers;
+use crate::proxy::upstream::{error_chain, TransportError};
+use crate::ratelimit::advertised::Advertised;
 use crate::sse::SseParser;
-use crate::taxonomy::Kind;
-
-use super::headers;
-use super::targets::Targets;
-use super::upstream::TransportError;
 
 /// Error bodies are read up to this size; the rest is not needed to say
 /// what broke.
 const ERROR_BODY_CAP: usize = 64 * 1024;
 
-/// The result of one attempt: its classification and, when the answer is to
-/// be forwarded, the response with its body still streaming.
-#[derive(Debug)]
-pub struct Attempt {
-    pub outcome: Outcome,
-    pub response: Option<Response<Body>>,
-}
+/// The per-attempt service: the innermost of the stack.
+#[derive(Clone, Default)]
+pub struct ExchangeService;
 
-impl Attempt {
-    /// An attempt that produced no forwardable answer.
-    pub fn failed(outcome: Outcome) -> Attempt {
-        Attempt {
-            outcome,
-            response: None,
-        }
-    }
-}
-
-/// The per-attempt service.
-#[derive(Clone)]
-pub struct AttemptService {
-    targets: Arc<Targets>,
-    metrics: Arc<Metrics>,
-}
-
-impl AttemptService {
-    pub fn new(targets: Arc<Targets>, metrics: Arc<Metrics>) -> Self {
-        AttemptService { targets, metrics }
-    }
-}
-
-impl tower::Service<Request<Bytes>> for AttemptService {
+impl tower::Service<AttemptRequest> for ExchangeService {
     type Response = Attempt;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Attempt, Infallible>>;
@@ -78,64 +46,37 @@ impl tower::Service<Request<Bytes>> for AttemptService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let targets = self.targets.clone();
-        let metrics = self.metrics.clone();
-        Box::pin(async move { Ok(attempt(&targets, &metrics, req).await) })
+    fn call(&mut self, req: AttemptRequest) -> Self::Future {
+        Box::pin(async move { Ok(exchange(req).await) })
     }
 }
 
-async fn attempt(targets: &Targets, metrics: &Metrics, req: Request<Bytes>) -> Attempt {
-    let internal = |what: &str| {
-        Attempt::failed(Outcome::gateway(
-            Kind::ServerError,
-            format!("internal: {what}"),
-        ))
-    };
-    let (Some(ledger), Some(facts)) = (
-        req.extensions().get::<Arc<Ledger>>().cloned(),
-        req.extensions().get::<Arc<RequestFacts>>().cloned(),
-    ) else {
-        return internal("request reached the upstream leg without its ledger");
-    };
-    let position = ledger.entry().target;
-    let Some(target) = facts.plan.targets.get(position) else {
-        return internal("no such target in the plan");
-    };
-    let Some(upstream) = targets.upstream(target) else {
-        return internal("the target's upstream is not configured");
-    };
-    // Hold back rather than fire into a 429 when the target said it is
-    // about to run out before its reset.
-    if let Err(until) = targets.pace(target, facts.deadline).await {
-        return Attempt::failed(Outcome {
-            retry_after: Some(until.saturating_duration_since(Instant::now())),
-            ..Outcome::gateway(
-                Kind::RateLimited,
-                format!(
-                    "held back by the gateway: {} advertised no requests left before its rate-limit reset",
-                    targets.label(target)
-                ),
-            )
-        });
-    }
-    let stream = facts.stream;
-    let body = body_for(req.body(), &facts, target);
+async fn exchange(req: AttemptRequest) -> Attempt {
+    let call = &req.call;
+    let stream = call.facts.stream || req.purpose == Purpose::Continuation;
     let now = Instant::now();
-    let first_byte_timeout = match target.first_token_timeout {
-        Some(t) if stream => t,
-        Some(_) | None => upstream.first_byte_timeout,
-    };
-    let limit = first_byte_timeout.min(facts.deadline.saturating_duration_since(now));
+    let limit = req
+        .first_byte_timeout
+        .min(call.facts.deadline.saturating_duration_since(now));
+    let path_and_query = call.uri.path_and_query().map_or("/", |pq| pq.as_str());
 
     let exchange = async {
-        let resp = upstream.send(&req, body, &ledger.request_id).await?;
-        targets.observe(target, resp.headers());
+        let resp = req
+            .upstream
+            .send(
+                &call.method,
+                path_and_query,
+                &call.headers,
+                req.body.clone(),
+                &call.facts.request_id,
+            )
+            .await?;
+        let advertised = Advertised::read(resp.headers(), SystemTime::now());
         let status = resp.status();
         let mut first_byte = now.elapsed();
-        let attempt = if !status.is_success() || is_html(resp.headers()) {
+        let mut attempt = if !status.is_success() || is_html(resp.headers()) {
             let (status, headers) = (resp.status(), resp.headers().clone());
-            let body = read_capped(resp, ERROR_BODY_CAP).await;
+            let body = read_prefix(resp, ERROR_BODY_CAP).await;
             Attempt::failed(classify::classify(status, &headers, &body))
         } else if stream {
             let (attempt, waited) = first_event(resp).await;
@@ -145,19 +86,16 @@ async fn attempt(targets: &Targets, metrics: &Metrics, req: Request<Bytes>) -> A
             Attempt {
                 outcome: success_outcome(status, resp.headers()),
                 response: Some(forward(resp, Bytes::new())),
+                ..Attempt::default()
             }
         };
-        Ok::<_, TransportError>((attempt, first_byte))
+        attempt.first_byte = Some(first_byte);
+        attempt.advertised = advertised;
+        Ok::<_, TransportError>(attempt)
     };
 
     match tokio::time::timeout(limit, exchange).await {
-        Ok(Ok((attempt, first_byte))) => {
-            metrics
-                .upstream_first_byte
-                .with_label_values(&[ledger.route])
-                .observe(first_byte.as_secs_f64());
-            attempt
-        }
+        Ok(Ok(attempt)) => attempt,
         Ok(Err(TransportError::Connect(detail))) => {
             Attempt::failed(classify::transport(TransportFailure::Connect, &detail))
         }
@@ -168,25 +106,6 @@ async fn attempt(targets: &Targets, metrics: &Metrics, req: Request<Bytes>) -> A
             TransportFailure::FirstByteTimeout,
             &format!("no answer within {} ms", limit.as_millis()),
         )),
-    }
-}
-
-/// The body for a target: the client's, with `model` replaced when the
-/// target sends another model than the one asked for.
-fn body_for(client: &Bytes, facts: &RequestFacts, target: &Target) -> Bytes {
-    let (Some(model), Some(json)) = (&target.model, &facts.json) else {
-        return client.clone();
-    };
-    if facts.model.as_deref() == Some(model.as_str()) {
-        return client.clone();
-    }
-    let mut rewritten = (**json).clone();
-    match rewritten.as_object_mut() {
-        Some(obj) => {
-            obj.insert("model".into(), serde_json::Value::String(model.clone()));
-            serde_json::to_vec(&rewritten).map_or_else(|_| client.clone(), Bytes::from)
-        }
-        None => client.clone(),
     }
 }
 
@@ -208,22 +127,6 @@ fn success_outcome(status: StatusCode, headers: &http::HeaderMap) -> Outcome {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     outcome
-}
-
-/// Reads at most `cap` bytes of a body; a body that fails midway yields what
-/// arrived (it is only used to say what broke).
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Bytes {
-    let mut buf = BytesMut::new();
-    while buf.len() < cap {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(cap - buf.len());
-                buf.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    buf.freeze()
 }
 
 /// Waits for the first complete SSE event of a streamed success. Returns the
@@ -254,6 +157,7 @@ async fn first_event(mut resp: reqwest::Response) -> (Attempt, Option<Duration>)
                     let attempt = Attempt {
                         outcome: success_outcome(status, &headers),
                         response: Some(forward(resp, seen.freeze())),
+                        ..Attempt::default()
                     };
                     return (attempt, Some(started.elapsed()));
                 }
@@ -273,6 +177,7 @@ async fn first_event(mut resp: reqwest::Response) -> (Attempt, Option<Duration>)
                 let attempt = Attempt {
                     outcome: success_outcome(status, &headers),
                     response: Some(forward(resp, seen.freeze())),
+                    ..Attempt::default()
                 };
                 return (attempt, None);
             }
@@ -280,7 +185,7 @@ async fn first_event(mut resp: reqwest::Response) -> (Attempt, Option<Duration>)
                 return (
                     Attempt::failed(classify::transport(
                         TransportFailure::Reset,
-                        &super::upstream::error_chain(&e),
+                        &error_chain(&e),
                     )),
                     None,
                 );
@@ -292,19 +197,10 @@ async fn first_event(mut resp: reqwest::Response) -> (Attempt, Option<Duration>)
 /// The upstream response as the client will get it: status, headers (less
 /// hop-by-hop), and `prefix` (bytes already read) followed by the rest of
 /// the body, streamed.
-fn forward(resp: reqwest::Response, prefix: Bytes) -> Response<Body> {
+fn forward(resp: reqwest::Response, prefix: Bytes) -> Response<AnswerBody> {
     let resp: Response<reqwest::Body> = resp.into();
     let (mut parts, body) = resp.into_parts();
     headers::downstream_response(&mut parts.headers);
     // The prefix is part of the same body: Content-Length still holds.
-    Response::from_parts(parts, prefixed(prefix, Body::new(body)))
-}
-
-/// `prefix` (bytes already read) followed by the rest of `body`, streamed.
-pub fn prefixed(prefix: Bytes, body: Body) -> Body {
-    if prefix.is_empty() {
-        return body;
-    }
-    let rest = body.into_data_stream();
-    Body::from_stream(stream::once(async move { Ok(prefix) }).chain(rest))
+    Response::from_parts(parts, AnswerBody::Plain(prefixed(prefix, Body::new(body))))
 }

@@ -8,35 +8,42 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::{header, HeaderValue, Method, Response};
 
+use crate::attempt::{AnswerBody, Attempt};
 use crate::classify::{self, TransportFailure};
 use crate::config::ms;
-use crate::context::Ledger;
-use crate::proxy::attempt::{prefixed, Attempt};
+use crate::facts::RequestFacts;
+use crate::inspect::{is_task_not_ready, normalize_video, VideoBody};
+use crate::outcome::Outcome;
+use crate::proxy::body::{prefixed, read_capped, Read};
 
-use super::layer::{read_capped, uninspected, Read, Shared};
-use super::{is_task_not_ready, normalize_video, VideoBody};
+use super::state::InspectState;
 
 /// Video tasks: note creations, normalize Kling's status, hint at silent
 /// failures.
-pub(super) async fn video(
-    shared: &Arc<Shared>,
+pub async fn video(
+    state: &Arc<InspectState>,
     method: &Method,
-    ledger: Arc<Ledger>,
-    outcome: crate::outcome::Outcome,
+    facts: &RequestFacts,
+    mut attempt: Attempt,
     resp: Response<Body>,
 ) -> Attempt {
     let (mut parts, body) = resp.into_parts();
-    let bytes = match read_capped(body, shared.inspect.max_body_bytes).await {
+    let bytes = match read_capped(body, state.inspect.max_body_bytes).await {
         Read::Whole(bytes) => bytes,
         Read::TooLarge(prefix, rest) => {
-            uninspected(shared, &ledger);
-            return Attempt {
-                outcome,
-                response: Some(Response::from_parts(parts, prefixed(prefix, rest))),
-            };
+            state.uninspected(facts.route);
+            attempt.response = Some(Response::from_parts(
+                parts,
+                AnswerBody::Plain(prefixed(prefix, rest)),
+            ));
+            return attempt;
         }
         Read::Broken(detail) => {
-            return Attempt::failed(classify::transport(TransportFailure::Reset, &detail))
+            return Attempt {
+                outcome: classify::transport(TransportFailure::Reset, &detail),
+                response: None,
+                ..attempt
+            }
         }
     };
     if method == Method::POST {
@@ -50,7 +57,7 @@ pub(super) async fn video(
             })
             .and_then(|id| id.as_str())
         {
-            shared.task_created(id);
+            state.task_created(id);
         }
     }
     let verdict = normalize_video(&bytes);
@@ -69,25 +76,22 @@ pub(super) async fn video(
             normalized
         }
     };
-    Attempt {
-        outcome,
-        response: Some(Response::from_parts(parts, Body::from(body))),
-    }
+    attempt.response = Some(Response::from_parts(
+        parts,
+        AnswerBody::Plain(Body::from(body)),
+    ));
+    attempt
 }
 
 /// A poll of a task this gateway saw created moments ago that the upstream
 /// does not know yet (Runway's `task_not_exist`): transient, worth a wait.
-pub(super) fn mark_task_not_ready(
-    shared: &Shared,
-    path: &str,
-    outcome: &mut crate::outcome::Outcome,
-) {
+pub fn mark_task_not_ready(state: &InspectState, path: &str, outcome: &mut Outcome) {
     if !is_task_not_ready(outcome) {
         return;
     }
     let id = path.rsplit('/').next().unwrap_or_default();
-    if shared.task_is_new(id) {
+    if state.task_is_new(id) {
         outcome.transient = true;
-        outcome.retry_after = Some(ms(shared.inspect.task_not_ready_retry_ms));
+        outcome.retry_after = Some(ms(state.inspect.task_not_ready_retry_ms));
     }
 }

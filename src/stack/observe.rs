@@ -1,9 +1,9 @@
 //! Observation (the outermost layer of the proxy stack): gives the request
-//! its id (the client's `x-request-id` or a new UUID), opens its [`Ledger`]
+//! its id (the client's `x-request-id` or a new UUID), opens its [`Record`]
 //! and tracing span, holds the in-flight gauge, and — when the answer's last
-//! byte has gone or the client went away — closes the ledger into metrics
-//! and one log line. Closing at the end of the body, not at the headers, is
-//! what makes a stream's final kind count.
+//! byte has gone or the client went away — reads the record into metrics
+//! and one log line. It is the record's only reader. Reading at the end of
+//! the body, not at the headers, is what makes a stream's final kind count.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -18,10 +18,10 @@ use http_body::{Frame, SizeHint};
 use tower::{Layer, Service};
 use tracing::{field, Instrument, Span};
 
-use crate::context::Ledger;
 use crate::metrics::Metrics;
 use crate::path;
 use crate::proxy::headers::REQUEST_ID;
+use crate::record::{Final, Record};
 use crate::support::{self, FailureLog, FailureRecord};
 use crate::taxonomy::Class;
 
@@ -76,11 +76,11 @@ where
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let request_id = request_id(req.headers().get(REQUEST_ID));
         let route = path::template(req.uri().path());
-        let ledger = Ledger::new(request_id.clone(), req.method().clone(), route);
-        req.extensions_mut().insert(ledger.clone());
+        let record = Record::new(request_id.clone(), req.method().clone(), route);
+        req.extensions_mut().insert(record.clone());
         let span = tracing::info_span!(
             "request",
-            request_id = %ledger.request_id_str(),
+            request_id = %record.request_id_str(),
             method = %req.method(),
             route,
             status = field::Empty,
@@ -90,7 +90,7 @@ where
         );
         self.metrics.inflight.with_label_values(&[route]).inc();
         let closer = Closer {
-            ledger,
+            record,
             metrics: self.metrics.clone(),
             failures: self.failures.clone(),
             span: span.clone(),
@@ -129,10 +129,10 @@ fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
         })
 }
 
-/// Closes a ledger exactly once: at the end of the body or when it is
+/// Reads the record exactly once: at the end of the body or when it is
 /// dropped (client gone), whichever comes first.
 struct Closer {
-    ledger: Arc<Ledger>,
+    record: Arc<Record>,
     metrics: Arc<Metrics>,
     failures: Option<Arc<FailureLog>>,
     span: Span,
@@ -144,17 +144,23 @@ impl Closer {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        let entry = self.ledger.entry().clone();
-        let route = self.ledger.route;
-        let elapsed = self.ledger.started.elapsed();
-        let model = self.metrics.model_label(entry.model.as_deref());
-        let kind = entry.outcome.kind;
+        let snap = self.record.snapshot();
+        let route = self.record.route;
+        let elapsed = self.record.started.elapsed();
+        let model = self.metrics.model_label(snap.model.as_deref());
+        // Nobody finished the answer: the client went away first.
+        let last = snap.last.unwrap_or(Final {
+            outcome: Default::default(),
+            status: 0,
+        });
+        let attempts = snap.attempts.len() as u32;
+        let kind = last.outcome.kind;
         self.metrics.inflight.with_label_values(&[route]).dec();
         self.metrics
             .record_request(route, &model, kind, elapsed.as_secs_f64());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        self.span.record("status", entry.status);
-        self.span.record("attempts", entry.attempts);
+        self.span.record("status", last.status);
+        self.span.record("attempts", attempts);
         self.span.record("kind", kind.as_str());
         self.span.record("latency_ms", latency_ms);
         let _in = self.span.enter();
@@ -162,24 +168,24 @@ impl Closer {
             tracing::info!(completed, "request finished");
             return;
         }
-        let o = &entry.outcome;
+        let o = &last.outcome;
         let record = FailureRecord {
             timestamp: support::timestamp(std::time::SystemTime::now()),
-            request_id: self.ledger.request_id_str().to_string(),
-            method: self.ledger.method.to_string(),
+            request_id: self.record.request_id_str().to_string(),
+            method: self.record.method.to_string(),
             route,
-            model: entry.model.clone(),
-            status: entry.status,
+            model: snap.model.clone(),
+            status: last.status,
             class: kind.class().as_str(),
             kind: kind.as_str(),
-            attempts: entry.attempts,
+            attempts,
             latency_ms: elapsed.as_millis() as u64,
             upstream_status: o.upstream_status,
             upstream_code: o.code.clone(),
             upstream_message: o.message.clone(),
             upstream_request_id: o.upstream_request_id.clone(),
             completed,
-            request_body: entry.request_body.clone(),
+            request_body: snap.request_body.clone(),
         };
         tracing::warn!(
             completed,
@@ -260,3 +266,6 @@ impl http_body::Body for ObservedBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests;

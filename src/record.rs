@@ -1,0 +1,171 @@
+//! [`Record`]: the account of one client request that metrics and the one
+//! log line per request are made from. The `observe` layer opens it and is
+//! its only reader; the layers below only append to it — each upstream
+//! attempt's kind as it happens, the model and (opt-in) the sanitized body
+//! once at admission — and the final outcome is set once, through the one
+//! [`Finish`] handle admission hands to whoever ends the answer (the
+//! renderer for a whole body, the stream watcher for a stream).
+//!
+//! Nothing decides by reading it: the target, the attempt number and the
+//! tally travel down with each attempt and up in its result.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use http::HeaderValue;
+use tokio::time::Instant;
+
+use crate::outcome::Outcome;
+use crate::taxonomy::Kind;
+
+/// One upstream attempt, as the record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptNote {
+    pub kind: Kind,
+    /// The target's label (`upstream/model`).
+    pub target: Arc<str>,
+}
+
+/// How the answer ended for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Final {
+    pub outcome: Outcome,
+    /// The status the client got.
+    pub status: u16,
+}
+
+/// The running account of one client request.
+#[derive(Debug)]
+pub struct Record {
+    pub request_id: HeaderValue,
+    pub method: http::Method,
+    /// The path template (the `route` label).
+    pub route: &'static str,
+    pub started: Instant,
+    model: OnceLock<Option<String>>,
+    request_body: OnceLock<serde_json::Value>,
+    attempts: Mutex<Vec<AttemptNote>>,
+    last: OnceLock<Final>,
+}
+
+/// What `observe` reads when the answer is over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub model: Option<String>,
+    pub request_body: Option<serde_json::Value>,
+    pub attempts: Vec<AttemptNote>,
+    /// `None`: nobody finished the answer (the client went away, or the
+    /// request path broke off).
+    pub last: Option<Final>,
+}
+
+impl Record {
+    pub fn new(request_id: HeaderValue, method: http::Method, route: &'static str) -> Arc<Record> {
+        Arc::new(Record {
+            request_id,
+            method,
+            route,
+            started: Instant::now(),
+            model: OnceLock::new(),
+            request_body: OnceLock::new(),
+            attempts: Mutex::new(Vec::new()),
+            last: OnceLock::new(),
+        })
+    }
+
+    /// The request id as text (it was built from text or a UUID).
+    pub fn request_id_str(&self) -> &str {
+        self.request_id.to_str().unwrap_or("")
+    }
+
+    /// The model the client asked for (set once, at admission).
+    pub fn set_model(&self, model: Option<String>) {
+        let _ = self.model.set(model);
+    }
+
+    /// The sanitized request body, kept when `log.request_bodies` is on.
+    pub fn set_request_body(&self, body: serde_json::Value) {
+        let _ = self.request_body.set(body);
+    }
+
+    /// Appends one attempt, in the order they were made.
+    pub fn push_attempt(&self, note: AttemptNote) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(note);
+    }
+
+    /// Everything recorded so far — for `observe`, the record's one reader.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            model: self.model.get().cloned().flatten(),
+            request_body: self.request_body.get().cloned(),
+            attempts: self
+                .attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            last: self.last.get().cloned(),
+        }
+    }
+}
+
+/// The one right to set a request's final outcome. Consumed when used, so
+/// it is set once; dropped unused, the record shows the answer never ended.
+#[derive(Debug)]
+pub struct Finish(Arc<Record>);
+
+impl Finish {
+    /// Admission makes the one handle of a request.
+    pub fn of(record: Arc<Record>) -> Finish {
+        Finish(record)
+    }
+
+    /// The request's record (for its id and route).
+    pub fn record(&self) -> &Record {
+        &self.0
+    }
+
+    /// Sets the final outcome and the status the client got.
+    pub fn done(self, outcome: Outcome, status: u16) {
+        let _ = self.0.last.set(Final { outcome, status });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_append_in_order_and_the_final_outcome_is_set_once() {
+        let record = Record::new(
+            HeaderValue::from_static("req-1"),
+            http::Method::POST,
+            "/v1/chat/completions",
+        );
+        record.set_model(Some("m".into()));
+        record.set_model(Some("other".into()));
+        for kind in [Kind::ServerError, Kind::Ok] {
+            record.push_attempt(AttemptNote {
+                kind,
+                target: Arc::from("default"),
+            });
+        }
+        assert_eq!(record.snapshot().last, None);
+        Finish::of(record.clone()).done(Outcome::ok(200), 200);
+        Finish::of(record.clone()).done(Outcome::of(Kind::Timeout), 504);
+        let snap = record.snapshot();
+        assert_eq!(snap.model.as_deref(), Some("m"));
+        assert_eq!(
+            snap.attempts.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            [Kind::ServerError, Kind::Ok]
+        );
+        assert_eq!(
+            snap.last,
+            Some(Final {
+                outcome: Outcome::ok(200),
+                status: 200
+            })
+        );
+    }
+}

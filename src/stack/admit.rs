@@ -1,0 +1,216 @@
+//! Admission (a tower layer between `observe` and `retry`): the request body
+//! is buffered — capped by `limits.max_request_body_bytes`, so it can be
+//! replayed and never reaches the upstream when too large (413) — then
+//! checked ([`crate::preflight`]) and read once for the facts the inner
+//! layers need ([`RequestFacts`]). On the way back it renders the chain's
+//! final attempt ([`super::respond`]).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use futures_util::future::BoxFuture;
+use http::{header, HeaderMap, Request, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower::{Layer, Service, ServiceExt};
+
+use crate::actions::ActionTable;
+use crate::attempt::{Call, Exchange, Tally};
+use crate::config::{ms, Config};
+use crate::facts::{self, RequestFacts};
+use crate::inspect::Expectation;
+use crate::outcome::Outcome;
+use crate::preflight;
+use crate::proxy::targets::Targets;
+use crate::record::{Finish, Record};
+use crate::taxonomy::Kind;
+
+use super::respond::{self, RenderContext};
+
+/// Admission settings.
+#[derive(Clone)]
+pub struct AdmitLayer {
+    config: Arc<Config>,
+    targets: Arc<Targets>,
+    actions: Arc<ActionTable>,
+}
+
+impl AdmitLayer {
+    pub fn new(config: Arc<Config>, targets: Arc<Targets>, actions: Arc<ActionTable>) -> Self {
+        AdmitLayer {
+            config,
+            targets,
+            actions,
+        }
+    }
+}
+
+impl<S> Layer<S> for AdmitLayer {
+    type Service = Admit<S>;
+
+    fn layer(&self, inner: S) -> Admit<S> {
+        Admit {
+            inner,
+            config: self.config.clone(),
+            targets: self.targets.clone(),
+            actions: self.actions.clone(),
+        }
+    }
+}
+
+/// The admission service.
+#[derive(Clone)]
+pub struct Admit<S> {
+    inner: S,
+    config: Arc<Config>,
+    targets: Arc<Targets>,
+    actions: Arc<ActionTable>,
+}
+
+impl<S> Service<Request<Body>> for Admit<S>
+where
+    S: Service<Arc<Call>, Response = Exchange, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        let config = self.config.clone();
+        let targets = self.targets.clone();
+        let actions = self.actions.clone();
+        Box::pin(async move { Ok(admit(inner, &config, &targets, &actions, req).await) })
+    }
+}
+
+async fn admit<S>(
+    inner: S,
+    config: &Config,
+    targets: &Targets,
+    actions: &ActionTable,
+    req: Request<Body>,
+) -> Response<Body>
+where
+    S: Service<Arc<Call>, Response = Exchange, Error = Infallible>,
+{
+    let Some(record) = req.extensions().get::<Arc<Record>>().cloned() else {
+        // Only reachable if the stack is mis-assembled; say so plainly.
+        return Response::builder()
+            .status(500)
+            .body(Body::from("backstop: admission without a record"))
+            .unwrap_or_default();
+    };
+    let finish = Finish::of(record.clone());
+    let client_token = bearer_token(req.headers()).map(str::to_string);
+    let secrets_owned: Vec<String> = client_token
+        .into_iter()
+        .chain(Some(config.upstream.api_key.clone()).filter(|k| !k.is_empty()))
+        .collect();
+    let secrets: Vec<&str> = secrets_owned.iter().map(String::as_str).collect();
+    let render = RenderContext {
+        request_id: record.request_id_str(),
+        actions: actions.base(),
+        max_attempts: config.retry.max_attempts,
+        secrets: &secrets,
+    };
+    let refuse = |outcome: Outcome, render: &RenderContext<'_>, finish: Finish| {
+        respond::error(outcome, &Tally::default(), render, finish)
+    };
+
+    let limit = config.limits.max_request_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return refuse(too_large(limit), &render, finish);
+    }
+    let (parts, body) = req.into_parts();
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    let body = match Limited::new(body, limit_usize).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return refuse(too_large(limit), &render, finish),
+        Err(e) => {
+            let outcome = Outcome::gateway(
+                Kind::BadRequest,
+                format!("the request body could not be read: {e}"),
+            );
+            return refuse(outcome, &render, finish);
+        }
+    };
+    if config.log.request_bodies {
+        record.set_request_body(crate::support::sanitize(&body, &secrets));
+    }
+    let parsed = match preflight::check_parsed(
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        &body,
+        config.preflight.strict,
+    ) {
+        Ok(parsed) => parsed,
+        Err(outcome) => return refuse(outcome, &render, finish),
+    };
+
+    let json = facts::json_body(parsed, &body);
+    let (model, stream) = facts::model_and_stream(json.as_deref());
+    let facts = RequestFacts {
+        request_id: record.request_id.clone(),
+        route: record.route,
+        deadline: record.started
+            + facts::time_budget(ms(config.upstream.request_timeout_ms), &parts.headers),
+        client_retrying: facts::client_retrying(&parts.headers),
+        plan: targets.plan(model.as_deref()),
+        actions: actions.resolve(record.route, model.as_deref()),
+        expect: Arc::new(Expectation::from_request(
+            parts.uri.path(),
+            json.as_deref().unwrap_or(&serde_json::Value::Null),
+        )),
+        json,
+        model,
+        stream,
+        secrets: Arc::new(secrets_owned.clone()),
+    };
+    record.set_model(facts.model.clone());
+    let render = RenderContext {
+        actions: facts.actions,
+        ..render
+    };
+    let call = Arc::new(Call {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+        facts: Arc::new(facts),
+        record: record.clone(),
+    });
+    let Ok(exchange) = inner.oneshot(call).await;
+    respond::render(exchange, &render, finish)
+}
+
+fn too_large(limit: u64) -> Outcome {
+    Outcome::gateway(
+        Kind::PayloadTooLarge,
+        format!(
+            "the request body is larger than the gateway's limit of {limit} bytes (limits.max_request_body_bytes)"
+        ),
+    )
+}
+
+/// The token of a `Bearer` Authorization header, for redaction.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.split_once(' ').map_or(value, |(_, t)| t).trim();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+//! The inspection layer (between `retry` and `exchange`): every successful
+//! attempt is read by the pure rules of [`crate::inspect`] before the retry
+//! chain decides on it, so a soft or silent failure under a `retry` action
+//! is retried like a hard one.
+//! - Non-streamed chat/completions/images answers are read whole (up to
+//!   `inspect.max_body_bytes`; a larger one passes uninspected, counted) and
+//!   given their kind ([`whole`]).
+//! - Streams are put under a [`watch::StreamWatch`], which looks ahead at
+//!   their first events when an early verdict could still change the answer
+//!   and then watches them to the end, event by event.
+//! - Video tasks are normalized, and early not-found polls marked transient
+//!   ([`tasks`]).
+//!
+//! A continuation (stream repair) is not watched here: its events extend a
+//! stream whose watcher reads them.
+
+mod state;
+mod tasks;
+mod watch;
+mod whole;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use http::Method;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::attempt::{AnswerBody, Attempt, AttemptRequest, Purpose};
+use crate::config::Config;
+use crate::inspect::Endpoint;
+use crate::metrics::Metrics;
+
+use state::InspectState;
+
+/// The inspection layer.
+#[derive(Clone)]
+pub struct InspectLayer {
+    state: Arc<InspectState>,
+}
+
+impl InspectLayer {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        InspectLayer {
+            state: Arc::new(InspectState::new(config, metrics)),
+        }
+    }
+}
+
+impl<S> Layer<S> for InspectLayer {
+    type Service = Inspect<S>;
+
+    fn layer(&self, inner: S) -> Inspect<S> {
+        Inspect {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The inspecting service.
+#[derive(Clone)]
+pub struct Inspect<S> {
+    inner: S,
+    state: Arc<InspectState>,
+}
+
+impl<S> Service<AttemptRequest> for Inspect<S>
+where
+    S: Service<AttemptRequest, Response = Attempt, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Attempt;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Attempt, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: AttemptRequest) -> Self::Future {
+        let inner = self.inner.clone();
+        let state = self.state.clone();
+        Box::pin(async move {
+            let call = req.call.clone();
+            let purpose = req.purpose;
+            let Ok(attempt) = inner.oneshot(req).await;
+            if purpose == Purpose::Continuation {
+                return Ok(attempt);
+            }
+            Ok(inspect(&state, &call.method, call.uri.path(), &call.facts, attempt).await)
+        })
+    }
+}
+
+async fn inspect(
+    state: &Arc<InspectState>,
+    method: &Method,
+    path: &str,
+    facts: &Arc<crate::facts::RequestFacts>,
+    mut attempt: Attempt,
+) -> Attempt {
+    let expect = &facts.expect;
+    if expect.endpoint == Endpoint::Videos && method == Method::GET {
+        tasks::mark_task_not_ready(state, path, &mut attempt.outcome);
+    }
+    if !attempt.outcome.is_ok() {
+        return attempt;
+    }
+    let Some(resp) = attempt.response.take() else {
+        return attempt;
+    };
+    let (parts, body) = resp.into_parts();
+    let AnswerBody::Plain(body) = body else {
+        // Already watched (not produced below this layer).
+        attempt.response = Some(http::Response::from_parts(parts, body));
+        return attempt;
+    };
+    let resp = http::Response::from_parts(parts, body);
+    match (expect.endpoint, expect.stream) {
+        (Endpoint::ChatCompletions | Endpoint::Completions, true) => {
+            watch::watch(state, facts, attempt, resp).await
+        }
+        (
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::ImagesGenerations,
+            false,
+        ) => whole::inspect_whole(state, facts, attempt, resp).await,
+        (Endpoint::Videos, _) => tasks::video(state, method, facts, attempt, resp).await,
+        (Endpoint::ImagesGenerations, true) | (Endpoint::Other, _) => {
+            attempt.response = Some(resp.map(AnswerBody::Plain));
+            attempt
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+//! The last word on an answer: the retry chain's [`Exchange`] becomes what
+//! the client gets. Successes (and soft/silent failures under `pass`) are
+//! forwarded with the `x-backstop-*` headers; everything else becomes the
+//! CONTRACT.md §3 envelope via [`crate::envelope`], the one mapping from
+//! outcome to error. The final outcome is recorded here for a whole
+//! answer; a watched stream records its own when it ends.
+
+use axum::body::Body;
+use http::{HeaderValue, Response};
+
+use crate::actions::Actions;
+use crate::attempt::{AnswerBody, Attempt, Exchange, Tally};
+use crate::config::Action;
+use crate::envelope::{
+    self, EnvelopeContext, X_BACKSTOP_ATTEMPTS, X_BACKSTOP_CLASS, X_BACKSTOP_KIND,
+    X_BACKSTOP_TARGET,
+};
+use crate::outcome::Outcome;
+use crate::record::Finish;
+use crate::taxonomy::Class;
+
+/// What rendering needs besides the exchange.
+pub struct RenderContext<'a> {
+    pub request_id: &'a str,
+    /// The request's `[inspect]` actions.
+    pub actions: Actions,
+    pub max_attempts: u32,
+    /// Values to redact from upstream messages (the client's token, the
+    /// configured key).
+    pub secrets: &'a [&'a str],
+}
+
+/// Turns the chain's final attempt into the client's response.
+pub fn render(exchange: Exchange, ctx: &RenderContext<'_>, finish: Finish) -> Response<Body> {
+    let Exchange { attempt, chain } = exchange;
+    let Attempt {
+        mut outcome,
+        response,
+        ..
+    } = attempt;
+    outcome.redact(ctx.secrets);
+    let tally = chain.tally().clone();
+    let kind = outcome.kind;
+    let forward = match kind.class() {
+        Class::None => true,
+        Class::Hard => false,
+        Class::Soft | Class::Silent => ctx.actions.get(kind) == Action::Pass,
+    };
+    match response {
+        Some(resp) if forward => {
+            let (mut parts, body) = resp.into_parts();
+            annotate(&mut parts.headers, &outcome, &tally);
+            match body {
+                AnswerBody::Plain(body) => {
+                    finish.done(outcome, parts.status.as_u16());
+                    Response::from_parts(parts, body)
+                }
+                AnswerBody::Watched(watched) => {
+                    Response::from_parts(parts, watched.into_body(finish, chain))
+                }
+            }
+        }
+        _ => error(outcome, &tally, ctx, finish),
+    }
+}
+
+/// The envelope answer for an outcome (also used for the gateway's own
+/// failures: 413, pre-flight).
+pub fn error(
+    outcome: Outcome,
+    tally: &Tally,
+    ctx: &RenderContext<'_>,
+    finish: Finish,
+) -> Response<Body> {
+    let env = EnvelopeContext {
+        attempts: tally.attempts,
+        request_id: ctx.request_id,
+        secrets: ctx.secrets,
+        max_attempts: ctx.max_attempts,
+        target: tally.target.as_deref(),
+        attempt_kinds: &tally.kinds,
+    };
+    let resp = envelope::response(&outcome, &env).map(Body::from);
+    finish.done(outcome, resp.status().as_u16());
+    resp
+}
+
+/// Adds `x-backstop-attempts/class/kind/target` to a forwarded answer.
+fn annotate(headers: &mut http::HeaderMap, outcome: &Outcome, tally: &Tally) {
+    headers.insert(X_BACKSTOP_ATTEMPTS, HeaderValue::from(tally.attempts));
+    headers.insert(
+        X_BACKSTOP_CLASS,
+        HeaderValue::from_static(outcome.class().as_str()),
+    );
+    headers.insert(
+        X_BACKSTOP_KIND,
+        HeaderValue::from_static(outcome.kind.as_str()),
+    );
+    if let Some(v) = tally
+        .target
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+    {
+        headers.insert(X_BACKSTOP_TARGET, v);
+    }
+}
