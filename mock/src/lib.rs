@@ -21,23 +21,36 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
+mod background;
 mod body;
 mod catalog;
 mod chat;
+mod completion;
 pub mod directives;
 mod errors;
+mod grammar;
+mod gzip;
 pub mod mix;
+mod names;
+mod prefill;
 mod request;
 mod respond;
+mod responses;
+mod responses_stream;
 pub mod scenario;
 mod server;
 mod state;
 mod stream;
+mod success;
 mod tasks;
 mod text;
+mod whole;
 
 pub use mix::parse_mix;
-pub use scenario::{parse_sequence, parse_step, ErrorFormat, NamedError, Step, StepError};
+pub use scenario::{
+    parse_sequence, parse_step, ErrorBodyFormat, ErrorFormat, NamedError, ReasoningField, Step,
+    StepError,
+};
 pub use server::{serve, MockServer, DRAIN};
 
 /// How a mock server behaves when a request says nothing.
