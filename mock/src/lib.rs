@@ -101,4 +101,6 @@ mod tests_responses;
 #[cfg(test)]
 mod tests_routes;
 #[cfg(test)]
+mod tests_sdk;
+#[cfg(test)]
 mod tests_stream;
