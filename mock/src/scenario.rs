@@ -22,7 +22,7 @@
 //! | `blank` | content `"   "` (transcriptions: `text: "   "`) |
 //! | `json` / `bad_json` / `schema_bad` | content `{"answer": 42}` / `Sure! {"answer": 4` / `{"answer": "forty-two"}` |
 //! | `bad_args` | a tool call whose arguments are `{"city": ` |
-//! | `reasoning:N[:FIELD]` | N deltas `"thinking…"` in `reasoning_content` (or `reasoning`) before the content (chat) |
+//! | `reasoning:N[:FIELD]` | chat: N deltas `"thinking…"` in `reasoning_content` (or `reasoning`) before the content, the whole text in the message; counted as completion tokens (Responses: only in `reasoning_tokens`) |
 //! | `empty_data` | images and embeddings: `data: []` |
 //! | `short_data` | embeddings: one vector fewer than the inputs |
 //! | `empty_vector` | embeddings: every vector is `[]` (base64: `""`) |
@@ -36,7 +36,7 @@
 //! | `error_event` | stream: the first event is an in-band error, then the end; whole: a 200 error body |
 //! | `error_after:N` | stream: N content events, an in-band error event, then the end |
 //! | `garbage[:AFTER]` | stream: AFTER content events, then bytes that are not SSE, then the end; whole: such bytes as the body |
-//! | `oversized:BYTES[:AFTER]` | stream: after AFTER content events, one content event whose `data:` line is BYTES long |
+//! | `oversized:BYTES[:AFTER]` | stream: after AFTER content events, one more content event (`x` repeated) whose `data:` line is BYTES long |
 //! | `role_only:N` | chat stream: first N chunks that carry only `delta: {"role": "assistant"}` (sent lazily) |
 //! | `keepalive:N` | stream: first N `: keep-alive` comment lines (sent lazily) |
 //! | `json_for_stream` | a stream request answered with the whole JSON body |
