@@ -1,7 +1,9 @@
 //! [`MockBody`]: the one response body type of the mock. A queue of
-//! pre-built frames, each with the pause to take before it, ending cleanly
-//! or with an error (which makes hyper drop the connection mid-body: the
-//! `cut` steps). Plus small builders for whole responses.
+//! pre-built frames (or [`Run`]s of one frame repeated, sent lazily), each
+//! with the pause to take before it, optionally gzip-compressed on the way
+//! out, ending cleanly or with an error (which makes hyper drop the
+//! connection mid-body: the `cut` steps). Plus small builders for whole
+//! responses; `whole` shapes them by step.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -11,10 +13,12 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+
+use super::gzip::Gzip;
 
 /// `application/json`.
 pub const JSON: &str = "application/json";
@@ -34,10 +38,33 @@ pub enum End {
     Abort,
 }
 
+/// A run of identical frames: `bytes`, sent `times` times, each after
+/// `pause` (so a long run costs one frame of memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The pause before each frame.
+    pub pause: Duration,
+    /// The frame.
+    pub bytes: Bytes,
+    /// How many times it is sent.
+    pub times: usize,
+}
+
+impl Run {
+    /// One frame after `pause`.
+    pub fn once(pause: Duration, bytes: Bytes) -> Run {
+        Run {
+            pause,
+            bytes,
+            times: 1,
+        }
+    }
+}
+
 /// A response body made of frames sent one by one, each after its pause.
 #[derive(Debug)]
 pub struct MockBody {
-    frames: VecDeque<(Duration, Bytes)>,
+    runs: VecDeque<Run>,
     end: Option<End>,
     exact: Option<u64>,
     /// Reused across pauses; allocated on the first one.
@@ -46,31 +73,58 @@ pub struct MockBody {
     /// Whether the body already yielded once before aborting, so that hyper
     /// flushes what was sent before it drops the connection.
     flushed: bool,
+    /// Compresses every frame on its way out (`gzip` streams).
+    gzip: Option<Box<Gzip>>,
 }
 
 impl MockBody {
     /// One frame, sent at once, with its exact length.
     pub fn full(bytes: impl Into<Bytes>) -> MockBody {
+        MockBody::after(Duration::ZERO, bytes)
+    }
+
+    /// One frame sent after `pause`, with its exact length announced at
+    /// once (`hold`).
+    pub fn after(pause: Duration, bytes: impl Into<Bytes>) -> MockBody {
         let bytes: Bytes = bytes.into();
         let len = bytes.len() as u64;
         let frames = if bytes.is_empty() {
             Vec::new()
         } else {
-            vec![(Duration::ZERO, bytes)]
+            vec![(pause, bytes)]
         };
         MockBody::frames(frames, End::Clean).exact(len)
     }
 
     /// Frames with the pause before each, then `end`.
     pub fn frames(frames: Vec<(Duration, Bytes)>, end: End) -> MockBody {
+        MockBody::runs(
+            frames
+                .into_iter()
+                .map(|(pause, bytes)| Run::once(pause, bytes))
+                .collect(),
+            end,
+        )
+    }
+
+    /// Runs of frames, then `end`.
+    pub fn runs(runs: Vec<Run>, end: End) -> MockBody {
         MockBody {
-            frames: frames.into(),
+            runs: runs.into(),
             end: Some(end),
             exact: None,
             timer: None,
             armed: false,
             flushed: false,
+            gzip: None,
         }
+    }
+
+    /// Compresses the frames as a gzip stream, flushed per frame.
+    pub fn gzipped(mut self) -> MockBody {
+        self.gzip = Some(Box::new(Gzip::new()));
+        self.exact = None;
+        self
     }
 
     fn exact(mut self, len: u64) -> MockBody {
@@ -84,7 +138,15 @@ impl MockBody {
                 io::ErrorKind::ConnectionAborted,
                 "backstop-mock: connection cut on purpose",
             ))),
-            Some(End::Clean) | None => None,
+            Some(End::Clean) => match self.gzip.take() {
+                // The gzip trailer is the last frame of a clean end.
+                Some(gzip) => {
+                    self.end = None;
+                    Some(Ok(Frame::data(gzip.finish())))
+                }
+                None => None,
+            },
+            None => None,
         }
     }
 }
@@ -98,7 +160,10 @@ impl http_body::Body for MockBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        let Some((pause, _)) = this.frames.front() else {
+        while this.runs.front().is_some_and(|run| run.times == 0) {
+            this.runs.pop_front();
+        }
+        let Some(Run { pause, .. }) = this.runs.front() else {
             if this.end == Some(End::Abort) && !this.flushed {
                 // Pending makes hyper flush the frames and headers it holds.
                 this.flushed = true;
@@ -121,14 +186,28 @@ impl http_body::Body for MockBody {
             }
             this.armed = false;
         }
-        match this.frames.pop_front() {
-            Some((_, bytes)) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-            None => Poll::Ready(this.finish()),
-        }
+        let Some(run) = this.runs.front_mut() else {
+            return Poll::Ready(this.finish());
+        };
+        run.times -= 1;
+        let bytes = if run.times == 0 {
+            this.runs
+                .pop_front()
+                .map_or_else(Bytes::new, |run| run.bytes)
+        } else {
+            run.bytes.clone()
+        };
+        let bytes = match this.gzip.as_mut() {
+            Some(gzip) => gzip.frame(&bytes),
+            None => bytes,
+        };
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.frames.is_empty() && self.end != Some(End::Abort)
+        self.runs.iter().all(|run| run.times == 0)
+            && self.end != Some(End::Abort)
+            && self.gzip.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -165,53 +244,6 @@ pub fn sse(body: MockBody) -> Response<MockBody> {
         HeaderValue::from_static("no-cache"),
     );
     resp
-}
-
-/// A 200 JSON body sent the way a non-stream step asks: `cut:N` sends the
-/// first N bytes (at most all but one) under the full `Content-Length`, then
-/// drops the connection; `stall:MS` sends the first half, pauses, then the
-/// rest; anything else sends it whole.
-pub fn json_shaped(
-    body: Vec<u8>,
-    cut: Option<usize>,
-    stall: Option<Duration>,
-) -> Response<MockBody> {
-    let len = body.len();
-    let bytes = Bytes::from(body);
-    match (cut, stall) {
-        (Some(n), _) => {
-            let sent = bytes.slice(..n.min(len.saturating_sub(1)));
-            let frames = if sent.is_empty() {
-                Vec::new()
-            } else {
-                vec![(Duration::ZERO, sent)]
-            };
-            let mut resp = response(
-                StatusCode::OK,
-                Some(JSON),
-                MockBody::frames(frames, End::Abort),
-            );
-            resp.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(len));
-            resp
-        }
-        (None, Some(pause)) => {
-            let half = len / 2;
-            let frames = vec![
-                (Duration::ZERO, bytes.slice(..half)),
-                (pause, bytes.slice(half..)),
-            ];
-            let mut resp = response(
-                StatusCode::OK,
-                Some(JSON),
-                MockBody::frames(frames, End::Clean),
-            );
-            resp.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(len));
-            resp
-        }
-        (None, None) => json(StatusCode::OK, bytes),
-    }
 }
 
 #[cfg(test)]
@@ -256,5 +288,58 @@ mod tests {
         let bytes = body.collect().await.map(|c| c.to_bytes()).ok();
         assert_eq!(bytes, Some(Bytes::from_static(b"hello")));
         assert!(http_body::Body::is_end_stream(&MockBody::full("")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_repeat_one_frame_lazily() {
+        let runs = vec![
+            Run {
+                pause: Duration::from_millis(5),
+                bytes: Bytes::from_static(b"r"),
+                times: 3,
+            },
+            Run {
+                pause: Duration::ZERO,
+                bytes: Bytes::from_static(b"x"),
+                times: 0,
+            },
+            Run::once(Duration::ZERO, Bytes::from_static(b"end")),
+        ];
+        let mut body = MockBody::runs(runs, End::Clean);
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let data = frame.into_data().unwrap_or_default();
+            got.push((
+                String::from_utf8_lossy(&data).into_owned(),
+                start.elapsed().as_millis(),
+            ));
+        }
+        let want: Vec<(String, u128)> = [("r", 5), ("r", 10), ("r", 15), ("end", 15)]
+            .iter()
+            .map(|(s, t)| (s.to_string(), *t))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn gzipped_frames_end_with_the_trailer() {
+        use std::io::Read;
+        let frames = vec![
+            (Duration::ZERO, Bytes::from_static(b"data: a\n\n")),
+            (Duration::ZERO, Bytes::from_static(b"data: b\n\n")),
+        ];
+        let body = MockBody::frames(frames, End::Clean).gzipped();
+        assert_eq!(http_body::Body::size_hint(&body).exact(), None);
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "data: a\n\ndata: b\n\n");
     }
 }

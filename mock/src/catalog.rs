@@ -1,7 +1,7 @@
 //! Answers that carry no generated text: the model list (`/v1/models`,
 //! pre-built once) and embeddings (eight fixed floats per input, as JSON
 //! numbers or as base64 when `encoding_format` asks for it, as the OpenAI
-//! SDKs do by default).
+//! SDKs do by default; or the silent failures [`Vectors`] asks for).
 
 use std::fmt::Write;
 use std::sync::OnceLock;
@@ -55,14 +55,38 @@ pub fn input_count(input: Option<&Value>) -> usize {
     }
 }
 
+/// Which vectors an embeddings answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vectors {
+    /// One [`EMBEDDING`] per input.
+    All,
+    /// One fewer than the inputs (`short_data`).
+    Short,
+    /// None at all: `data: []` (`empty_data`).
+    None,
+    /// One per input, each empty: `[]` or `""` in base64 (`empty_vector`).
+    Empty,
+}
+
 /// The embeddings body.
-pub fn embeddings(model: &str, input: Option<&Value>, encoding_format: Option<&str>) -> String {
-    let embedding = if encoding_format == Some("base64") {
-        embedding_base64()
-    } else {
-        EMBEDDING_JSON
+pub fn embeddings(
+    model: &str,
+    input: Option<&Value>,
+    encoding_format: Option<&str>,
+    vectors: Vectors,
+) -> String {
+    let base64 = encoding_format == Some("base64");
+    let embedding = match (vectors, base64) {
+        (Vectors::Empty, true) => "\"\"",
+        (Vectors::Empty, false) => "[]",
+        (_, true) => embedding_base64(),
+        (_, false) => EMBEDDING_JSON,
     };
-    let count = input_count(input);
+    let count = match vectors {
+        Vectors::All | Vectors::Empty => input_count(input),
+        Vectors::Short => input_count(input).saturating_sub(1),
+        Vectors::None => 0,
+    };
     let mut out = String::with_capacity(128 + count * (embedding.len() + 48));
     out.push_str(r#"{"object":"list","data":["#);
     for index in 0..count {
@@ -104,7 +128,7 @@ mod tests {
 
     #[test]
     fn embeddings_body_is_exact() {
-        let got = embeddings("emb-x", Some(&json!(["a", "b"])), None);
+        let got = embeddings("emb-x", Some(&json!(["a", "b"])), None, Vectors::All);
         assert_eq!(
             got,
             r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]},{"object":"embedding","index":1,"embedding":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]}],"model":"emb-x","usage":{"prompt_tokens":5,"total_tokens":5}}"#
@@ -114,8 +138,43 @@ mod tests {
     }
 
     #[test]
+    fn silent_failures() {
+        let two = json!(["a", "b"]);
+        let cases = [
+            (
+                Vectors::Short,
+                None,
+                r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]}],"model":"m","usage":{"prompt_tokens":5,"total_tokens":5}}"#,
+            ),
+            (
+                Vectors::None,
+                None,
+                r#"{"object":"list","data":[],"model":"m","usage":{"prompt_tokens":5,"total_tokens":5}}"#,
+            ),
+            (
+                Vectors::Empty,
+                None,
+                r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[]},{"object":"embedding","index":1,"embedding":[]}],"model":"m","usage":{"prompt_tokens":5,"total_tokens":5}}"#,
+            ),
+            (
+                Vectors::Empty,
+                Some("base64"),
+                r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":""},{"object":"embedding","index":1,"embedding":""}],"model":"m","usage":{"prompt_tokens":5,"total_tokens":5}}"#,
+            ),
+        ];
+        for (vectors, format, want) in cases {
+            assert_eq!(
+                embeddings("m", Some(&two), format, vectors),
+                want,
+                "{vectors:?}"
+            );
+        }
+    }
+
+    #[test]
     fn base64_embeddings_decode_to_the_floats() {
-        let v: Value = serde_json::from_str(&embeddings("m", None, Some("base64"))).unwrap();
+        let v: Value =
+            serde_json::from_str(&embeddings("m", None, Some("base64"), Vectors::All)).unwrap();
         let text = v["data"][0]["embedding"].as_str().unwrap();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)

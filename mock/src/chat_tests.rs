@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::*;
+use crate::completion::{completion, default_pieces, split_text, Call, BAD_ARGS, WEATHER_ARGS};
 use crate::request::Fields;
-use crate::scenario::parse_step;
+use crate::scenario::{parse_step, Step};
 
 pub(crate) fn ctx<'a>(fields: &'a Fields, stream: bool, choices: u32, usage: bool) -> Ctx<'a> {
     Ctx {
@@ -182,5 +183,60 @@ fn stream_tool_call_and_choices() {
     assert!(
         finish.contains(r#""finish_reason":"tool_calls""#),
         "{finish}"
+    );
+}
+
+#[test]
+fn reasoning_comes_before_the_content() {
+    let fields = Fields::default();
+    let st = step("reasoning:2");
+    let comp = completion(&st, 3, false);
+    let ev = events(&ctx(&fields, true, 1, true), &comp);
+    assert_eq!((ev.frames.len(), ev.lead, ev.content), (9, 3, 3));
+    let deltas: Vec<String> = ev.frames[1..4]
+        .iter()
+        .map(|f| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&f[6..f.len() - 2]).unwrap_or_default();
+            v["choices"][0]["delta"].to_string()
+        })
+        .collect();
+    assert_eq!(
+        deltas,
+        vec![
+            r#"{"reasoning_content":"thinking…"}"#,
+            r#"{"reasoning_content":"thinking…"}"#,
+            r#"{"content":"Hello"}"#,
+        ]
+    );
+    let usage = String::from_utf8_lossy(&ev.frames[7]).into_owned();
+    assert!(
+        usage.contains(r#""usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}"#),
+        "{usage}"
+    );
+    let got = String::from_utf8(body(&ctx(&fields, false, 1, false), &comp)).unwrap();
+    assert!(
+        got.contains(r#""message":{"role":"assistant","content":"Hello from backstop-mock.","reasoning_content":"thinking…thinking…","refusal":null}"#),
+        "{got}"
+    );
+    let st = step("reasoning:1:reasoning");
+    let ev = events(&ctx(&fields, true, 1, false), &completion(&st, 3, false));
+    let frame = String::from_utf8_lossy(&ev.frames[1]).into_owned();
+    assert!(
+        frame.contains(r#""delta":{"reasoning":"thinking…"}"#),
+        "{frame}"
+    );
+}
+
+#[test]
+fn the_filler_carries_the_role_alone() {
+    let fields = Fields::default();
+    let ev = events(
+        &ctx(&fields, true, 1, false),
+        &completion(&step("ok"), 3, false),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ev.filler),
+        "data: {\"id\":\"chatcmpl-mock-7\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-x\",\"system_fingerprint\":\"fp_mock\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
     );
 }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use http::StatusCode;
 
 use super::body::{HTML, JSON, TEXT};
-use super::scenario::{ErrorFormat, NamedError};
+use super::scenario::{ErrorBodyFormat, ErrorFormat, NamedError};
 
 /// A fully described error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +280,51 @@ pub fn retry_after(value: &str, ms: bool) -> ErrorReply {
     } else {
         reply.header("retry-after", value)
     }
+}
+
+/// `retry_after_5xx:SECS`: 503 with `Retry-After`.
+pub fn retry_after_5xx(value: &str) -> ErrorReply {
+    ErrorReply::new(
+        503,
+        JSON,
+        openai(
+            &format!("Service unavailable. Please try again in {value}s."),
+            "server_error",
+            None,
+            "service_unavailable",
+        ),
+    )
+    .header("retry-after", value)
+}
+
+/// `error_body[:FORMAT]`: a 200 whose whole body is an error object.
+pub fn error_body(format: &ErrorBodyFormat) -> ErrorReply {
+    const MESSAGE: &str = "mock error in a 200";
+    let body = match format {
+        ErrorBodyFormat::OpenAi => format!(
+            r#"{{"error":{{"message":"{MESSAGE}","type":"server_error","code":"server_error"}}}}"#
+        ),
+        ErrorBodyFormat::Code => {
+            format!(r#"{{"code":"server_error","message":"{MESSAGE}","data":null}}"#)
+        }
+        ErrorBodyFormat::Named(code) => format!(
+            r#"{{"error":{{"message":"{MESSAGE}","type":{0},"code":{0}}}}}"#,
+            quoted(code)
+        ),
+    };
+    ErrorReply::new(200, JSON, body)
+}
+
+/// 404 for a response id the mock never created (OpenAI's wording).
+pub fn response_not_found(id: &str) -> ErrorReply {
+    ErrorReply::new(
+        404,
+        JSON,
+        format!(
+            r#"{{"error":{{"message":{},"type":"invalid_request_error","param":null,"code":null}}}}"#,
+            quoted(&format!("Response with id '{id}' not found."))
+        ),
+    )
 }
 
 /// `ratelimit_reset:VALUE`.

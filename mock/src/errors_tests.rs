@@ -236,3 +236,44 @@ fn redirect_and_pages() {
         r#"{"error":{"message":"backstop-mock: x-mock-chunks: 'a' is bad","type":"invalid_request_error","param":"x-mock-chunks","code":"mock_bad_directive"}}"#
     );
 }
+
+#[test]
+fn error_bodies_in_a_200() {
+    let cases = [
+        (
+            ErrorBodyFormat::OpenAi,
+            r#"{"error":{"message":"mock error in a 200","type":"server_error","code":"server_error"}}"#,
+        ),
+        (
+            ErrorBodyFormat::Code,
+            r#"{"code":"server_error","message":"mock error in a 200","data":null}"#,
+        ),
+        (
+            ErrorBodyFormat::Named("rate_limit_exceeded".into()),
+            r#"{"error":{"message":"mock error in a 200","type":"rate_limit_exceeded","code":"rate_limit_exceeded"}}"#,
+        ),
+    ];
+    for (format, want) in cases {
+        let reply = error_body(&format);
+        assert_eq!(
+            (reply.status, reply.content_type, body(&reply)),
+            (200, Some(JSON), want),
+            "{format:?}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_5xx_is_a_503_with_the_header() {
+    let reply = retry_after_5xx("7");
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.headers, vec![("retry-after", "7".to_owned())]);
+    assert_eq!(
+        body(&reply),
+        r#"{"error":{"message":"Service unavailable. Please try again in 7s.","type":"server_error","param":null,"code":"service_unavailable"}}"#
+    );
+    assert_eq!(
+        body(&response_not_found("resp_x")),
+        r#"{"error":{"message":"Response with id 'resp_x' not found.","type":"invalid_request_error","param":null,"code":null}}"#
+    );
+}

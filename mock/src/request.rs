@@ -28,6 +28,10 @@ pub enum Route {
     Model,
     /// POST /v1/responses
     Responses,
+    /// GET /v1/responses/{id}
+    ResponseGet,
+    /// POST /v1/responses/{id}/cancel
+    ResponseCancel,
     /// POST /v1/images/generations
     Images,
     /// POST /v1/audio/transcriptions
@@ -73,6 +77,14 @@ pub fn route(method: &Method, path: &str) -> Route {
         "videos" if post => Route::VideoCreate,
         _ if get && single_segment(rest, "models/") => Route::Model,
         _ if get && single_segment(rest, "videos/") => Route::VideoGet,
+        _ if get && single_segment(rest, "responses/") => Route::ResponseGet,
+        _ if post
+            && rest
+                .strip_suffix("/cancel")
+                .is_some_and(|r| single_segment(r, "responses/")) =>
+        {
+            Route::ResponseCancel
+        }
         _ => Route::UnknownV1,
     }
 }
@@ -86,6 +98,53 @@ fn single_segment(rest: &str, prefix: &str) -> bool {
 pub fn last_segment(path: &str) -> &str {
     let path = path.strip_suffix('/').unwrap_or(path);
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The id in `/v1/responses/{id}` or `/v1/responses/{id}/cancel`.
+pub fn response_id_in(path: &str) -> &str {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    last_segment(path.strip_suffix("/cancel").unwrap_or(path))
+}
+
+/// The last message of a chat request, as far as a prefill needs it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LastMessage {
+    /// `role`.
+    pub role: Option<String>,
+    /// `content` (a string, or parts).
+    pub content: Option<serde_json::Value>,
+}
+
+/// Keeps only the last element of `messages` (or none for `null`).
+fn last_message<'de, D>(d: D) -> Result<Option<LastMessage>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Last;
+    impl<'de> serde::de::Visitor<'de> for Last {
+        type Value = Option<LastMessage>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of messages")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut last = None;
+            while let Some(message) = seq.next_element::<serde_json::Value>()? {
+                last = Some(message);
+            }
+            Ok(last.and_then(|m| serde_json::from_value(m).ok()))
+        }
+    }
+    d.deserialize_any(Last)
 }
 
 /// `stream_options` of a request.
@@ -115,6 +174,22 @@ pub struct Fields {
     pub input: Option<serde_json::Value>,
     /// `encoding_format` (embeddings: `float` or `base64`).
     pub encoding_format: Option<String>,
+    /// `background` (Responses API).
+    pub background: Option<bool>,
+    /// The last of `messages` (chat: a prefill when it is the assistant's).
+    #[serde(rename = "messages", deserialize_with = "last_message")]
+    pub last_message: Option<LastMessage>,
+}
+
+impl Fields {
+    /// The prefill: the text of the last message when it is the assistant's.
+    pub fn prefill(&self) -> Option<String> {
+        let last = self.last_message.as_ref()?;
+        if last.role.as_deref() != Some("assistant") {
+            return None;
+        }
+        last.content.as_ref().and_then(super::prefill::content_text)
+    }
 }
 
 impl Fields {
@@ -195,6 +270,20 @@ mod tests {
             ("POST", "/v1/videos", Route::VideoCreate),
             ("GET", "/v1/videos/video-3", Route::VideoGet),
             ("GET", "/v1/videos/video-3/content", Route::UnknownV1),
+            ("GET", "/v1/responses/resp_mock_3", Route::ResponseGet),
+            (
+                "POST",
+                "/v1/responses/resp_mock_3/cancel",
+                Route::ResponseCancel,
+            ),
+            (
+                "POST",
+                "/v1/responses/resp_mock_3/cancel/",
+                Route::ResponseCancel,
+            ),
+            ("GET", "/v1/responses/resp_mock_3/cancel", Route::UnknownV1),
+            ("POST", "/v1/responses//cancel", Route::UnknownV1),
+            ("POST", "/v1/responses/resp_mock_3", Route::UnknownV1),
             ("POST", "/v1/nope", Route::UnknownV1),
             ("GET", "/v1", Route::UnknownV1),
             ("GET", "/mock/stats", Route::Stats),
@@ -213,6 +302,11 @@ mod tests {
     fn last_segments() {
         assert_eq!(last_segment("/v1/videos/video-3"), "video-3");
         assert_eq!(last_segment("/v1/videos/video-3/"), "video-3");
+        assert_eq!(response_id_in("/v1/responses/resp_mock_3"), "resp_mock_3");
+        assert_eq!(
+            response_id_in("/v1/responses/resp_mock_3/cancel/"),
+            "resp_mock_3"
+        );
     }
 
     #[test]
@@ -231,6 +325,34 @@ mod tests {
         assert_eq!(Fields::parse(b"--boundary\r\n"), Fields::default());
         assert_eq!(Fields::parse(br#"{"stream":"yes"}"#), Fields::default());
         assert_eq!(Fields::parse(br#"{"stream":null}"#), Fields::default());
+        assert_eq!(Fields::parse(br#"{"messages":null}"#), Fields::default());
+    }
+
+    #[test]
+    fn reads_the_prefill() {
+        let cases = [
+            (
+                r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Hello from"}]}"#,
+                Some("Hello from"),
+            ),
+            (
+                r#"{"messages":[{"role":"assistant","content":[{"type":"text","text":"Hel"},{"type":"text","text":"lo"}]}]}"#,
+                Some("Hello"),
+            ),
+            (
+                r#"{"messages":[{"role":"assistant","content":"x"},{"role":"user","content":"hi"}]}"#,
+                None,
+            ),
+            (r#"{"messages":[]}"#, None),
+            (r#"{"messages":["odd", 3]}"#, None),
+            (r#"{"model":"m"}"#, None),
+        ];
+        for (body, want) in cases {
+            let f = Fields::parse(body.as_bytes());
+            assert_eq!(f.prefill().as_deref(), want, "{body}");
+        }
+        let f = Fields::parse(br#"{"model":"m","messages":["odd"],"background":true}"#);
+        assert_eq!((f.model.as_deref(), f.background), (Some("m"), Some(true)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! From one request to one [`Action`]: count it, read its directives, pick
-//! its step (scenario by key, mix, or `ok`), wait what it asks, then build
-//! the answer for its route. The connection layer (`server`) only carries
-//! the action out.
+//! its step (scenario by key, mix, or `ok`), wait what it asks, then answer
+//! an error step here or hand a success step to `success`. The connection
+//! layer (`server`) only carries the action out.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -11,17 +11,15 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::body::{json, json_shaped, response, sse, MockBody, TEXT};
-use super::chat::{self, completion};
+use super::body::{json, response, MockBody, TEXT};
 use super::errors::{self, ErrorReply};
 use super::request::{
     last_segment, multipart_field, route, Ctx, Fields, Route, DEFAULT_MODEL, MAX_CHOICES,
 };
-use super::scenario::{select, Step, OK};
+use super::scenario::{select, ErrorBodyFormat, Step, OK};
 use super::state::State;
-use super::stream::{self, Shape, ERROR_EVENT, ERROR_JSON};
-use super::tasks::{self, VideoStatus};
-use super::{catalog, directives, text, RecordedRequest};
+use super::success::success;
+use super::{directives, RecordedRequest};
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -84,6 +82,8 @@ where
         | Route::Models
         | Route::Model
         | Route::Responses
+        | Route::ResponseGet
+        | Route::ResponseCancel
         | Route::Images
         | Route::Transcriptions
         | Route::VideoCreate
@@ -196,6 +196,14 @@ fn echo(parts: &http::request::Parts, body: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&echo).unwrap_or_default()
 }
 
+/// Whether a route belongs to the Responses API (where `failed` is a status).
+fn responses_api(route: Route) -> bool {
+    matches!(
+        route,
+        Route::Responses | Route::ResponseGet | Route::ResponseCancel
+    )
+}
+
 /// The answer a step gives on a route.
 pub fn respond(step: &Step, route: Route, ctx: &Ctx<'_>, state: &State) -> Action {
     let reply = |r| Action::Reply(error_response(r));
@@ -203,9 +211,14 @@ pub fn respond(step: &Step, route: Route, ctx: &Ctx<'_>, state: &State) -> Actio
         Step::Status { code, format } => reply(errors::status(*code, *format, ctx.n)),
         Step::Error(e) => reply(errors::named(*e, ctx.n, ctx.model, last_segment(ctx.path))),
         Step::RetryAfter { value, ms } => reply(errors::retry_after(value, *ms)),
+        Step::RetryAfter5xx(value) => reply(errors::retry_after_5xx(value)),
         Step::RatelimitReset(value) => reply(errors::ratelimit_reset(value)),
         Step::Redirect => reply(errors::redirect(ctx.path_and_query)),
         Step::Html => reply(errors::html()),
+        Step::ErrorBody(format) => reply(errors::error_body(format)),
+        Step::Failed(code) if !responses_api(route) => {
+            reply(errors::error_body(&ErrorBodyFormat::Named(code.clone())))
+        }
         Step::Hang => Action::Hang,
         Step::Reset => Action::Reset,
         Step::Ok
@@ -216,101 +229,30 @@ pub fn respond(step: &Step, route: Route, ctx: &Ctx<'_>, state: &State) -> Actio
         | Step::BadJson
         | Step::SchemaBad
         | Step::BadArgs
+        | Step::Reasoning { .. }
         | Step::EmptyData
+        | Step::ShortData
+        | Step::EmptyVector
+        | Step::Failed(_)
+        | Step::Pending
         | Step::Cut(_)
+        | Step::CutBody
+        | Step::DropAfterHeaders
         | Step::NoDone
         | Step::Malformed
         | Step::ErrorEvent
+        | Step::ErrorAfter(_)
+        | Step::Garbage(_)
+        | Step::Oversized { .. }
+        | Step::RoleOnly(_)
+        | Step::Keepalive(_)
+        | Step::JsonForStream
+        | Step::Gzip
+        | Step::Hold(_)
+        | Step::FirstToken(_)
         | Step::Stall(_)
         | Step::Slow(_)
         | Step::VideoFailed
         | Step::TaskNotExist(_) => Action::Reply(success(step, route, ctx, state)),
     }
-}
-
-/// A 200 JSON body as a non-stream step shapes it: `cut`, `stall`, or
-/// replaced by `malformed` / `error_event`.
-fn shaped(body: impl Into<Vec<u8>>, step: &Step) -> Response<MockBody> {
-    match step {
-        Step::Cut(n) => json_shaped(body.into(), Some(*n), None),
-        Step::Stall(pause) => json_shaped(body.into(), None, Some(*pause)),
-        Step::Malformed => json(StatusCode::OK, Bytes::from_static(b"{not json")),
-        Step::ErrorEvent => json(StatusCode::OK, Bytes::from_static(ERROR_JSON)),
-        _ => json_shaped(body.into(), None, None),
-    }
-}
-
-fn success(step: &Step, route: Route, ctx: &Ctx<'_>, state: &State) -> Response<MockBody> {
-    match route {
-        Route::Chat | Route::Completions | Route::Responses => generated(step, route, ctx),
-        Route::Embeddings => {
-            let format = ctx.fields.encoding_format.as_deref();
-            shaped(
-                catalog::embeddings(ctx.model, ctx.fields.input.as_ref(), format),
-                step,
-            )
-        }
-        Route::Models => match step {
-            Step::Ok => json(
-                StatusCode::OK,
-                Bytes::from_static(catalog::MODELS.as_bytes()),
-            ),
-            _ => shaped(catalog::MODELS, step),
-        },
-        Route::Model => shaped(catalog::model(last_segment(ctx.path)), step),
-        Route::Images => shaped(tasks::images(ctx, *step == Step::EmptyData), step),
-        Route::Transcriptions => shaped(tasks::transcription(ctx.body.len()), step),
-        Route::VideoCreate => {
-            let id = tasks::video_id(ctx.n);
-            state.create_video(id.clone(), ctx.model);
-            shaped(
-                tasks::video(&id, ctx.model, ctx.created, VideoStatus::Queued),
-                step,
-            )
-        }
-        Route::VideoGet => {
-            let id = last_segment(ctx.path);
-            let missing_first = match step {
-                Step::TaskNotExist(k) => *k,
-                _ => 0,
-            };
-            let (model, status) = match step {
-                Step::VideoFailed => (ctx.model.to_owned(), Some(VideoStatus::Failed)),
-                _ => {
-                    let (model, phase) = state.poll_video(id, missing_first);
-                    (model, VideoStatus::of(phase))
-                }
-            };
-            match status {
-                Some(status) => shaped(tasks::video(id, &model, ctx.created, status), step),
-                None => error_response(errors::task_not_exist()),
-            }
-        }
-        Route::UnknownV1 | Route::Stats | Route::Reset | Route::Health | Route::Outside => {
-            error_response(errors::unknown_url(ctx.method, ctx.path))
-        }
-    }
-}
-
-/// Chat, completions and responses: the step's completion as a body or as
-/// a stream.
-fn generated(step: &Step, route: Route, ctx: &Ctx<'_>) -> Response<MockBody> {
-    if *step == Step::ErrorEvent && ctx.stream {
-        return sse(MockBody::full(Bytes::from_static(ERROR_EVENT)));
-    }
-    let comp = completion(step, ctx.chunks, ctx.chunks_from_header);
-    if ctx.stream {
-        let events = match route {
-            Route::Completions => text::completions_events(ctx, &comp),
-            Route::Responses => text::responses_events(ctx, &comp),
-            _ => chat::events(ctx, &comp),
-        };
-        return sse(stream::body(events, Shape::of(step), ctx.chunk_delay));
-    }
-    let body = match route {
-        Route::Completions => text::completions_body(ctx, &comp),
-        Route::Responses => text::responses_body(ctx, &comp),
-        _ => chat::body(ctx, &comp),
-    };
-    shaped(body, step)
 }

@@ -1,143 +1,78 @@
 //! The step grammar of the chaos upstream: what one request is told to do
 //! (`x-mock-scenario: STEP[,STEP...]`, `--mix STEP=WEIGHT,...`). Pure
-//! parsing and selection only (the `--mix` draw is in `mix`); `respond`
-//! carries the chosen step out.
+//! data and selection only: the parser is in `grammar`, the argument names
+//! in `names`, the `--mix` draw in `mix`; `respond` carries a step out.
+//!
+//! Every step, one line each ("whole" is a non-streamed answer; a step that
+//! does not apply to a route answers there as `ok`):
+//!
+//! | step | what it does |
+//! | --- | --- |
+//! | `ok` | 200 success for the route (a stream when the body asks for one) |
+//! | `status:CODE[:FORMAT]` | CODE (200–999) with an error body: `openai`, `comet`, `code`, `html`, `empty`, `text` |
+//! | `error:NAME` | a provider error row of the seeds ([`NamedError`]), exact status, headers and body |
+//! | `retry_after:SECS[:ms]` | 429 with `Retry-After: SECS` (or `retry-after-ms`) |
+//! | `retry_after_5xx:SECS` | 503 with `Retry-After: SECS` |
+//! | `ratelimit_reset:VALUE` | 429 with `x-ratelimit-reset-requests: VALUE` |
+//! | `redirect` | 301 to `https://example.invalid/...` |
+//! | `html` | 200 `text/html` page where JSON was due |
+//! | `error_body[:FORMAT]` | 200 whose whole body is an error object (`openai`, `code`, or a code name), on every route, streamed or not |
+//! | `finish:REASON` | the answer ends with that `finish_reason` (Responses: `length` and `content_filter` are `incomplete`) |
+//! | `empty` | content null (Responses: `output: []`; transcriptions: `text: ""`) |
+//! | `blank` | content `"   "` (transcriptions: `text: "   "`) |
+//! | `json` / `bad_json` / `schema_bad` | content `{"answer": 42}` / `Sure! {"answer": 4` / `{"answer": "forty-two"}` |
+//! | `bad_args` | a tool call whose arguments are `{"city": ` |
+//! | `reasoning:N[:FIELD]` | chat: N deltas `"thinking…"` in `reasoning_content` (or `reasoning`) before the content, the whole text in the message; counted as completion tokens (Responses: only in `reasoning_tokens`) |
+//! | `empty_data` | images and embeddings: `data: []` |
+//! | `short_data` | embeddings: one vector fewer than the inputs |
+//! | `empty_vector` | embeddings: every vector is `[]` (base64: `""`) |
+//! | `failed:CODE` | Responses: 200, `status: "failed"`, `error: {code, message}`; stream ends `response.failed` (elsewhere: as `error_body:CODE`) |
+//! | `pending` | Responses: a create or a poll answers `status: "in_progress"` |
+//! | `cut:N` | stream: N content events, then the connection drops; whole: the first N bytes, then the drop |
+//! | `cut_body` | the first half of the bytes under the full `Content-Length` (a stream: half its bytes), then the drop |
+//! | `drop_after_headers` | 200 headers, then the drop before any body byte |
+//! | `nodone` / `no_done` | stream: complete but without the terminal event (`[DONE]`, `response.completed`) |
+//! | `malformed` | stream: a `data: {not json` event after the first content one; whole: body `{not json` |
+//! | `error_event` | stream: the first event is an in-band error, then the end; whole: a 200 error body |
+//! | `error_after:N` | stream: N content events, an in-band error event, then the end |
+//! | `garbage[:AFTER]` | stream: AFTER content events, then bytes that are not SSE, then the end; whole: such bytes as the body |
+//! | `oversized:BYTES[:AFTER]` | stream: after AFTER content events, one more content event (`x` repeated) whose `data:` line is BYTES long |
+//! | `role_only:N` | chat stream: first N chunks that carry only `delta: {"role": "assistant"}` (sent lazily) |
+//! | `keepalive:N` | stream: first N `: keep-alive` comment lines (sent lazily) |
+//! | `json_for_stream` | a stream request answered with the whole JSON body |
+//! | `gzip` | the answer gzip-compressed (`content-encoding: gzip`), a stream flushed per event |
+//! | `hold:MS` | 200 headers at once, MS of silence before the first body byte, then the answer |
+//! | `first_token:MS` | stream: headers and lead events at once, MS of silence before the first content event; whole: as `hold` |
+//! | `stall:MS` | stream: the first content event, then MS of silence, then the rest; whole: half, silence, half |
+//! | `slow:MS` | MS before the headers, then `ok` |
+//! | `hang` | never answer |
+//! | `reset` | close the connection (RST) without any response |
+//! | `video_failed` | video poll: `{"status":"failed"}` without an error |
+//! | `task_not_exist[:N]` | video poll: the first N polls (default 1) answer 404 `task_not_exist` |
+//!
+//! Every wait and count has a bound ([`MAX_DELAY_MS`], [`MAX_CHUNKS`],
+//! [`MAX_REPEAT`], [`MAX_OVERSIZED`]): beyond it a value is a typo.
 
 use std::time::Duration;
 
-/// The longest delay a step or header may ask for (one day): beyond it a
-/// value is a typo, not a scenario.
+pub use super::grammar::{parse_millis, parse_sequence, parse_step};
+pub use super::names::{ErrorBodyFormat, ErrorFormat, NamedError, ReasoningField};
+
+/// The longest delay a step or header may ask for (one day).
 pub const MAX_DELAY_MS: u64 = 86_400_000;
 
-/// The most stream content chunks a step or header may ask for.
+/// The most stream content chunks a step or header may ask for (they are
+/// built in memory).
 pub const MAX_CHUNKS: usize = 100_000;
 
-/// The body format of a `status:CODE[:FORMAT]` answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorFormat {
-    /// `{"error":{"message","type","param":null,"code"}}` (the default).
-    OpenAi,
-    /// CometAPI's envelope: `type` `comet_api_error`, the request id in the message.
-    Comet,
-    /// `{"code","message","data":null}`.
-    Code,
-    /// An nginx-style `text/html` page.
-    Html,
-    /// No body at all.
-    Empty,
-    /// `text/plain`.
-    Text,
-}
+/// The most repeated frames `role_only` and `keepalive` may ask for (they
+/// are sent lazily, never held in memory).
+pub const MAX_REPEAT: usize = 100_000_000;
 
-impl ErrorFormat {
-    fn from_name(name: &str) -> Option<ErrorFormat> {
-        Some(match name {
-            "openai" => ErrorFormat::OpenAi,
-            "comet" => ErrorFormat::Comet,
-            "code" => ErrorFormat::Code,
-            "html" => ErrorFormat::Html,
-            "empty" => ErrorFormat::Empty,
-            "text" => ErrorFormat::Text,
-            _ => return None,
-        })
-    }
-}
+/// The longest `oversized` event, in bytes (64 MiB).
+pub const MAX_OVERSIZED: usize = 64 << 20;
 
-/// A provider error row from the seeds (`error:NAME`); `errors::named`
-/// holds each one's exact status, headers and body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NamedError {
-    InvalidApiKey,
-    ExpiredApiKey,
-    RevokedApiKey,
-    InvalidToken,
-    Forbidden,
-    QuotaNotEnough,
-    ModelNotFound,
-    TaskNotFound,
-    TaskNotExist,
-    MissingModel,
-    InvalidValue,
-    ModelNotSupported,
-    ContextLengthExceeded,
-    InvalidRequest500,
-    RateLimitExceeded,
-    ConcurrentLimitExceeded,
-    InsufficientQuota,
-    ContentFiltered,
-    InternalError,
-    ServiceUnavailable,
-    BadGateway,
-    GatewayTimeout,
-    Cloudflare524,
-    PayloadTooLarge,
-}
-
-impl NamedError {
-    /// Every row, in the order of the brief.
-    pub const ALL: [NamedError; 24] = [
-        NamedError::InvalidApiKey,
-        NamedError::ExpiredApiKey,
-        NamedError::RevokedApiKey,
-        NamedError::InvalidToken,
-        NamedError::Forbidden,
-        NamedError::QuotaNotEnough,
-        NamedError::ModelNotFound,
-        NamedError::TaskNotFound,
-        NamedError::TaskNotExist,
-        NamedError::MissingModel,
-        NamedError::InvalidValue,
-        NamedError::ModelNotSupported,
-        NamedError::ContextLengthExceeded,
-        NamedError::InvalidRequest500,
-        NamedError::RateLimitExceeded,
-        NamedError::ConcurrentLimitExceeded,
-        NamedError::InsufficientQuota,
-        NamedError::ContentFiltered,
-        NamedError::InternalError,
-        NamedError::ServiceUnavailable,
-        NamedError::BadGateway,
-        NamedError::GatewayTimeout,
-        NamedError::Cloudflare524,
-        NamedError::PayloadTooLarge,
-    ];
-
-    /// The name used after `error:`.
-    pub fn name(self) -> &'static str {
-        match self {
-            NamedError::InvalidApiKey => "invalid_api_key",
-            NamedError::ExpiredApiKey => "expired_api_key",
-            NamedError::RevokedApiKey => "revoked_api_key",
-            NamedError::InvalidToken => "invalid_token",
-            NamedError::Forbidden => "forbidden",
-            NamedError::QuotaNotEnough => "quota_not_enough",
-            NamedError::ModelNotFound => "model_not_found",
-            NamedError::TaskNotFound => "task_not_found",
-            NamedError::TaskNotExist => "task_not_exist",
-            NamedError::MissingModel => "missing_model",
-            NamedError::InvalidValue => "invalid_value",
-            NamedError::ModelNotSupported => "model_not_supported",
-            NamedError::ContextLengthExceeded => "context_length_exceeded",
-            NamedError::InvalidRequest500 => "invalid_request_500",
-            NamedError::RateLimitExceeded => "rate_limit_exceeded",
-            NamedError::ConcurrentLimitExceeded => "concurrent_limit_exceeded",
-            NamedError::InsufficientQuota => "insufficient_quota",
-            NamedError::ContentFiltered => "content_filtered",
-            NamedError::InternalError => "internal_error",
-            NamedError::ServiceUnavailable => "service_unavailable",
-            NamedError::BadGateway => "bad_gateway",
-            NamedError::GatewayTimeout => "gateway_timeout",
-            NamedError::Cloudflare524 => "cloudflare_524",
-            NamedError::PayloadTooLarge => "payload_too_large",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<NamedError> {
-        NamedError::ALL.into_iter().find(|e| e.name() == name)
-    }
-}
-
-/// One scripted behaviour for one request.
+/// One scripted behaviour for one request (see the table above).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// 200 success for the route (a stream when the body asks for one).
@@ -148,12 +83,16 @@ pub enum Step {
     Error(NamedError),
     /// `retry_after:SECS[:ms]`: 429 with `Retry-After` (or `retry-after-ms`).
     RetryAfter { value: String, ms: bool },
+    /// `retry_after_5xx:SECS`: 503 with `Retry-After`.
+    RetryAfter5xx(String),
     /// `ratelimit_reset:VALUE`: 429 with `x-ratelimit-reset-requests`.
     RatelimitReset(String),
     /// 301 to `https://example.invalid/...` with a small HTML body.
     Redirect,
     /// 200 `text/html` page.
     Html,
+    /// `error_body[:FORMAT]`: a 200 whose body is an error object.
+    ErrorBody(ErrorBodyFormat),
     /// `finish:REASON`: 200 with that `finish_reason`.
     Finish(String),
     /// stop, content null.
@@ -168,16 +107,48 @@ pub enum Step {
     SchemaBad,
     /// finish `tool_calls` with arguments `{"city": `.
     BadArgs,
-    /// images: `{"created":..,"data":[]}`.
+    /// `reasoning:N[:FIELD]`: N reasoning deltas before the content.
+    Reasoning { n: usize, field: ReasoningField },
+    /// images and embeddings: `data: []`.
     EmptyData,
+    /// embeddings: one vector fewer than the inputs.
+    ShortData,
+    /// embeddings: every vector empty.
+    EmptyVector,
+    /// `failed:CODE`: a Responses API answer with `status: "failed"`.
+    Failed(String),
+    /// Responses API: `status: "in_progress"`.
+    Pending,
     /// `cut:N`: N content chunks, then the connection is dropped.
     Cut(usize),
-    /// A complete stream without `data: [DONE]`.
+    /// Half the body under its full length, then the connection is dropped.
+    CutBody,
+    /// 200 headers, then the connection is dropped.
+    DropAfterHeaders,
+    /// A complete stream without its terminal event.
     NoDone,
     /// One `data: {not json` event among the content.
     Malformed,
     /// A 200 stream whose first event is an error, then the end.
     ErrorEvent,
+    /// `error_after:N`: N content events, an in-band error, the end.
+    ErrorAfter(usize),
+    /// `garbage[:AFTER]`: AFTER content events, then bytes that are not SSE.
+    Garbage(usize),
+    /// `oversized:BYTES[:AFTER]`: one content event BYTES long after AFTER.
+    Oversized { bytes: usize, after: usize },
+    /// `role_only:N`: N chunks with only the role before the content.
+    RoleOnly(usize),
+    /// `keepalive:N`: N `: keep-alive` comments before the first event.
+    Keepalive(usize),
+    /// A stream request answered with the whole JSON body.
+    JsonForStream,
+    /// The answer gzip-compressed whatever the request accepts.
+    Gzip,
+    /// `hold:MS`: headers, MS of silence, then the body.
+    Hold(Duration),
+    /// `first_token:MS`: headers and lead events, MS of silence, the content.
+    FirstToken(Duration),
     /// `stall:MS`: the first content chunk, then silence for MS.
     Stall(Duration),
     /// `slow:MS`: wait MS before the headers, then `ok`.
@@ -210,134 +181,6 @@ pub(crate) fn bad(step: &str, reason: impl Into<String>) -> StepError {
         step: step.to_owned(),
         reason: reason.into(),
     }
-}
-
-/// Parses one step (`name` or `name:arg[:arg]`).
-pub fn parse_step(text: &str) -> Result<Step, StepError> {
-    let text = text.trim();
-    let mut parts = text.splitn(3, ':');
-    let name = parts.next().unwrap_or_default();
-    let arg = parts.next();
-    let arg2 = parts.next();
-    let none = |step: Step| match (arg, arg2) {
-        (None, _) => Ok(step),
-        (Some(_), _) => Err(bad(text, format!("'{name}' takes no argument"))),
-    };
-    let one = || match (arg, arg2) {
-        (Some(a), None) if !a.is_empty() => Ok(a),
-        (None, _) | (Some(_), None) => Err(bad(text, format!("'{name}' needs one argument"))),
-        (Some(_), Some(_)) => Err(bad(text, format!("'{name}' takes one argument"))),
-    };
-    match name {
-        "ok" => none(Step::Ok),
-        "redirect" => none(Step::Redirect),
-        "html" => none(Step::Html),
-        "empty" => none(Step::Empty),
-        "blank" => none(Step::Blank),
-        "json" => none(Step::Json),
-        "bad_json" => none(Step::BadJson),
-        "schema_bad" => none(Step::SchemaBad),
-        "bad_args" => none(Step::BadArgs),
-        "empty_data" => none(Step::EmptyData),
-        "nodone" => none(Step::NoDone),
-        "malformed" => none(Step::Malformed),
-        "error_event" => none(Step::ErrorEvent),
-        "hang" => none(Step::Hang),
-        "reset" => none(Step::Reset),
-        "video_failed" => none(Step::VideoFailed),
-        "status" => {
-            let code = match arg.map(str::parse::<u16>) {
-                Some(Ok(code)) if (200..=999).contains(&code) => code,
-                _ => return Err(bad(text, "status needs a code from 200 to 999")),
-            };
-            let format = match arg2 {
-                None => ErrorFormat::OpenAi,
-                Some(f) => ErrorFormat::from_name(f).ok_or_else(|| {
-                    bad(
-                        text,
-                        "format must be openai, comet, code, html, empty or text",
-                    )
-                })?,
-            };
-            Ok(Step::Status { code, format })
-        }
-        "error" => {
-            let name = one()?;
-            NamedError::from_name(name)
-                .map(Step::Error)
-                .ok_or_else(|| bad(text, format!("unknown error name '{name}'")))
-        }
-        "retry_after" => {
-            let value = match arg {
-                Some(v) if is_number(v) => v.to_owned(),
-                _ => return Err(bad(text, "retry_after needs a number of seconds")),
-            };
-            match arg2 {
-                None => Ok(Step::RetryAfter { value, ms: false }),
-                Some("ms") => Ok(Step::RetryAfter { value, ms: true }),
-                Some(_) => Err(bad(
-                    text,
-                    "the second argument of retry_after can only be 'ms'",
-                )),
-            }
-        }
-        "ratelimit_reset" => {
-            let value = one()?;
-            if value.bytes().all(|b| b.is_ascii_graphic()) {
-                Ok(Step::RatelimitReset(value.to_owned()))
-            } else {
-                Err(bad(text, "the reset value must be printable ASCII"))
-            }
-        }
-        "finish" => Ok(Step::Finish(one()?.to_owned())),
-        "cut" => Ok(Step::Cut(count(text, one()?, MAX_CHUNKS)?)),
-        "stall" => Ok(Step::Stall(millis(text, one()?)?)),
-        "slow" => Ok(Step::Slow(millis(text, one()?)?)),
-        "task_not_exist" => match arg {
-            None => Ok(Step::TaskNotExist(1)),
-            Some(_) => Ok(Step::TaskNotExist(
-                count(text, one()?, u32::MAX as usize)? as u32
-            )),
-        },
-        "" => Err(bad(text, "empty step")),
-        _ => Err(bad(text, format!("unknown step '{name}'"))),
-    }
-}
-
-fn is_number(v: &str) -> bool {
-    !v.is_empty()
-        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && v.bytes().filter(|b| *b == b'.').count() <= 1
-        && v != "."
-}
-
-fn count(step: &str, arg: &str, max: usize) -> Result<usize, StepError> {
-    match arg.parse::<usize>() {
-        Ok(n) if n <= max => Ok(n),
-        _ => Err(bad(step, format!("'{arg}' is not a count from 0 to {max}"))),
-    }
-}
-
-/// Parses a millisecond count up to [`MAX_DELAY_MS`].
-pub(crate) fn parse_millis(arg: &str) -> Option<Duration> {
-    match arg.trim().parse::<u64>() {
-        Ok(ms) if ms <= MAX_DELAY_MS => Some(Duration::from_millis(ms)),
-        _ => None,
-    }
-}
-
-fn millis(step: &str, arg: &str) -> Result<Duration, StepError> {
-    parse_millis(arg).ok_or_else(|| {
-        bad(
-            step,
-            format!("'{arg}' is not a number of milliseconds up to {MAX_DELAY_MS}"),
-        )
-    })
-}
-
-/// Parses an `x-mock-scenario` value: steps separated by commas.
-pub fn parse_sequence(value: &str) -> Result<Vec<Step>, StepError> {
-    value.split(',').map(parse_step).collect()
 }
 
 /// The step for a request: the k-th request (1-based) with the same key

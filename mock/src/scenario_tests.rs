@@ -117,6 +117,74 @@ fn parses_every_step() {
         ("video_failed", Step::VideoFailed),
         ("task_not_exist:3", Step::TaskNotExist(3)),
         ("task_not_exist", Step::TaskNotExist(1)),
+        ("no_done", Step::NoDone),
+        ("retry_after_5xx:7", Step::RetryAfter5xx("7".into())),
+        ("error_body", Step::ErrorBody(ErrorBodyFormat::OpenAi)),
+        (
+            "error_body:openai",
+            Step::ErrorBody(ErrorBodyFormat::OpenAi),
+        ),
+        ("error_body:code", Step::ErrorBody(ErrorBodyFormat::Code)),
+        (
+            "error_body:rate_limit_exceeded",
+            Step::ErrorBody(ErrorBodyFormat::Named("rate_limit_exceeded".into())),
+        ),
+        (
+            "reasoning:4",
+            Step::Reasoning {
+                n: 4,
+                field: ReasoningField::ReasoningContent,
+            },
+        ),
+        (
+            "reasoning:2:reasoning",
+            Step::Reasoning {
+                n: 2,
+                field: ReasoningField::Reasoning,
+            },
+        ),
+        (
+            "reasoning:0:reasoning_content",
+            Step::Reasoning {
+                n: 0,
+                field: ReasoningField::ReasoningContent,
+            },
+        ),
+        ("short_data", Step::ShortData),
+        ("empty_vector", Step::EmptyVector),
+        ("failed:server_error", Step::Failed("server_error".into())),
+        (
+            "failed:invalid_prompt",
+            Step::Failed("invalid_prompt".into()),
+        ),
+        ("pending", Step::Pending),
+        ("cut_body", Step::CutBody),
+        ("drop_after_headers", Step::DropAfterHeaders),
+        ("error_after:2", Step::ErrorAfter(2)),
+        ("garbage", Step::Garbage(0)),
+        ("garbage:3", Step::Garbage(3)),
+        (
+            "oversized:70000",
+            Step::Oversized {
+                bytes: 70_000,
+                after: 0,
+            },
+        ),
+        (
+            "oversized:1048576:2",
+            Step::Oversized {
+                bytes: 1_048_576,
+                after: 2,
+            },
+        ),
+        ("role_only:100000", Step::RoleOnly(100_000)),
+        ("role_only:100000000", Step::RoleOnly(100_000_000)),
+        ("keepalive:5", Step::Keepalive(5)),
+        ("json_for_stream", Step::JsonForStream),
+        ("gzip", Step::Gzip),
+        ("hold:250", Step::Hold(ms(250))),
+        ("first_token:0", Step::FirstToken(ms(0))),
+        ("first_token:900", Step::FirstToken(ms(900))),
     ];
     for (text, want) in cases {
         assert_eq!(parse_step(text), Ok(want), "{text}");
@@ -172,6 +240,55 @@ fn refuses_bad_steps_with_a_reason() {
             "task_not_exist:x",
             "'x' is not a count from 0 to 4294967295",
         ),
+        (
+            "retry_after_5xx",
+            "retry_after_5xx needs a number of seconds",
+        ),
+        (
+            "retry_after_5xx:1:ms",
+            "retry_after_5xx needs a number of seconds",
+        ),
+        (
+            "error_body:Bad-Code",
+            "the format of error_body is openai, code, or a code name of [a-z0-9_]",
+        ),
+        (
+            "error_body:code:x",
+            "the format of error_body is openai, code, or a code name of [a-z0-9_]",
+        ),
+        ("failed", "'failed' needs one argument"),
+        ("failed:x y", "the code of failed is a name of [a-z0-9_]"),
+        ("reasoning", "'reasoning' needs a count"),
+        (
+            "reasoning:2:thoughts",
+            "the field of reasoning is reasoning_content or reasoning",
+        ),
+        (
+            "reasoning:100001",
+            "'100001' is not a count from 0 to 100000",
+        ),
+        ("oversized", "'oversized' needs a count"),
+        (
+            "oversized:67108865",
+            "'67108865' is not a count from 0 to 67108864",
+        ),
+        ("oversized:10:x", "'x' is not a count from 0 to 100000"),
+        ("garbage:1:2", "'garbage' takes at most one argument"),
+        ("garbage:x", "'x' is not a count from 0 to 100000"),
+        ("error_after", "'error_after' needs one argument"),
+        (
+            "role_only:100000001",
+            "'100000001' is not a count from 0 to 100000000",
+        ),
+        ("keepalive:-1", "'-1' is not a count from 0 to 100000000"),
+        (
+            "hold:x",
+            "'x' is not a number of milliseconds up to 86400000",
+        ),
+        ("first_token", "'first_token' needs one argument"),
+        ("gzip:1", "'gzip' takes no argument"),
+        ("cut_body:2", "'cut_body' takes no argument"),
+        ("pending:1", "'pending' takes no argument"),
     ];
     for (text, reason) in cases {
         let err = parse_step(text).err();

@@ -1,6 +1,7 @@
 //! The mock's shared state: request counters, what each `x-mock-key` has
 //! seen (for sequencing and for harnesses to inspect), video tasks being
-//! polled, and the configured mix. Requests without a key take no lock.
+//! polled, background responses, and the configured mix. Requests without
+//! a key take no lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +59,22 @@ impl Video {
     }
 }
 
+/// A background response (Responses API), as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The number of the request that created it (`resp_mock_{n}`).
+    pub n: u64,
+    /// `created_at`.
+    pub created: u64,
+    /// The model it was created with.
+    pub model: String,
+    /// Whether it was cancelled.
+    pub cancelled: bool,
+}
+
+/// The most background responses kept (the oldest go first).
+pub const MAX_STORED_RESPONSES: usize = 100_000;
+
 /// State shared by every connection of one mock server.
 #[derive(Debug)]
 pub struct State {
@@ -70,6 +87,7 @@ pub struct State {
     total: AtomicU64,
     keys: Mutex<HashMap<String, KeyRecord>>,
     videos: Mutex<HashMap<String, Video>>,
+    responses: Mutex<BTreeMap<u64, StoredResponse>>,
 }
 
 impl State {
@@ -83,6 +101,7 @@ impl State {
             total: AtomicU64::new(0),
             keys: Mutex::new(HashMap::new()),
             videos: Mutex::new(HashMap::new()),
+            responses: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -152,10 +171,34 @@ impl State {
         .unwrap_or_default()
     }
 
-    /// Forgets every count, key, video and the request sequence.
+    /// Keeps a background response (dropping the oldest beyond
+    /// [`MAX_STORED_RESPONSES`]).
+    pub fn store_response(&self, response: StoredResponse) {
+        let mut responses = lock(&self.responses);
+        responses.insert(response.n, response);
+        while responses.len() > MAX_STORED_RESPONSES {
+            responses.pop_first();
+        }
+    }
+
+    /// The background response created by request `n`.
+    pub fn response(&self, n: u64) -> Option<StoredResponse> {
+        lock(&self.responses).get(&n).cloned()
+    }
+
+    /// Cancels the background response created by request `n`.
+    pub fn cancel_response(&self, n: u64) -> Option<StoredResponse> {
+        let mut responses = lock(&self.responses);
+        let stored = responses.get_mut(&n)?;
+        stored.cancelled = true;
+        Some(stored.clone())
+    }
+
+    /// Forgets every count, key, video, response and the request sequence.
     pub fn reset(&self) {
         lock(&self.keys).clear();
         lock(&self.videos).clear();
+        lock(&self.responses).clear();
         self.total.store(0, Ordering::Relaxed);
         self.seq.store(0, Ordering::Relaxed);
     }
@@ -246,6 +289,18 @@ mod tests {
         assert_eq!((state.next_n(), state.next_n()), (1, 2));
         state.reset();
         assert_eq!((state.total(), state.hits("a"), state.next_n()), (0, 0, 1));
+        let stored = StoredResponse {
+            n: 9,
+            created: 1,
+            model: "m".to_owned(),
+            cancelled: false,
+        };
+        state.store_response(stored.clone());
+        assert_eq!(state.response(9), Some(stored.clone()));
+        assert_eq!(state.cancel_response(9).map(|r| r.cancelled), Some(true));
+        assert_eq!(state.cancel_response(8), None);
+        state.reset();
+        assert_eq!(state.response(9), None);
         assert_eq!(state.draw(), &Step::Ok);
     }
 }

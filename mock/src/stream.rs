@@ -1,13 +1,15 @@
 //! SSE streams of the mock: [`Events`] (pre-built `data: ...\n\n` frames,
 //! one per event) and [`Shape`], how a stream step bends them — cut the
-//! connection, drop `[DONE]`, slip in a malformed event, stall.
+//! connection, tear an event, drop the terminal event, slip in a malformed
+//! event, an in-band error or bytes that are not SSE, lead with role-only
+//! chunks or keep-alive comments (sent lazily), hold, stall, gzip.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::body::{End, MockBody};
+use super::body::{End, MockBody, Run};
 use super::scenario::Step;
 
 /// The `data: [DONE]` event.
@@ -16,24 +18,65 @@ pub const DONE: &[u8] = b"data: [DONE]\n\n";
 /// The event `malformed` slips in.
 pub const MALFORMED: &[u8] = b"data: {not json\n\n";
 
-/// The one event of `error_event`.
+/// The one event of `error_event` (chat, completions).
 pub const ERROR_EVENT: &[u8] = b"data: {\"error\":{\"message\":\"upstream overloaded\",\"type\":\"server_error\",\"code\":\"internal_error\"}}\n\n";
 
 /// The JSON of `error_event`, for a non-stream request.
 pub const ERROR_JSON: &[u8] =
     b"{\"error\":{\"message\":\"upstream overloaded\",\"type\":\"server_error\",\"code\":\"internal_error\"}}";
 
+/// The in-band error event of `error_after` (chat, completions).
+pub const CHAT_ERROR_EVENT: &[u8] = b"data: {\"error\":{\"message\":\"mock in-band error\",\"type\":\"server_error\",\"code\":\"server_error\"}}\n\n";
+
+/// One `keepalive` comment.
+pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
+/// The unit `garbage` repeats ([`GARBAGE_REPEAT`] times, no blank line).
+pub const GARBAGE_UNIT: &[u8] = b"\x00\xff not sse \x01";
+
+/// How many times `garbage` repeats [`GARBAGE_UNIT`].
+pub const GARBAGE_REPEAT: usize = 16;
+
+/// The bytes of `garbage`.
+pub fn garbage() -> Bytes {
+    Bytes::from(GARBAGE_UNIT.repeat(GARBAGE_REPEAT))
+}
+
+/// The Responses API's in-band error event, numbered `sequence_number`.
+pub fn responses_error_event(sequence_number: usize) -> Bytes {
+    Bytes::from(format!(
+        "event: error\ndata: {{\"type\":\"error\",\"code\":\"server_error\",\"message\":\"mock in-band error\",\"param\":null,\"sequence_number\":{sequence_number}}}\n\n"
+    ))
+}
+
+/// Which API's events a stream carries (for its in-band error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Api {
+    /// Chat and legacy completions: `data:` lines, `[DONE]`.
+    #[default]
+    Chat,
+    /// The Responses API: named events with sequence numbers.
+    Responses,
+}
+
 /// A stream's frames, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Events {
     /// One frame per event.
     pub frames: Vec<Bytes>,
-    /// Frames before the first content event (role chunks, `response.created`).
+    /// Frames before the first content event (role and reasoning chunks,
+    /// `response.created` ... `response.content_part.added`).
     pub lead: usize,
     /// Content events, right after the lead ones.
     pub content: usize,
-    /// Whether the last frame is `data: [DONE]`.
+    /// Whether the last frame is the terminal event (`data: [DONE]`,
+    /// `response.completed` and the like).
     pub done: bool,
+    /// The API, for the in-band error of `error_after`.
+    pub api: Api,
+    /// A chunk that says nothing, for `role_only` (chat: the role alone;
+    /// empty where the API has none).
+    pub filler: Bytes,
 }
 
 /// `data: JSON\n\n` (with `event: NAME\n` first when named).
@@ -59,10 +102,26 @@ pub enum Shape {
     Whole,
     /// The lead events and N content events, then the connection drops.
     Cut(usize),
-    /// Without `data: [DONE]`.
+    /// The first half of the stream's bytes (mid-event), then the drop.
+    Tear,
+    /// No event at all: the connection drops after the headers.
+    DropAfterHeaders,
+    /// Without the terminal event.
     NoDone,
     /// `data: {not json` after the first content event.
     Malformed,
+    /// The lead events and N content events, the in-band error, the end.
+    ErrorAfter(usize),
+    /// The lead events and N content events, bytes that are not SSE, the end.
+    Garbage(usize),
+    /// N role-only chunks before everything.
+    RoleOnly(usize),
+    /// N keep-alive comments before everything.
+    Keepalive(usize),
+    /// A pause of this length before the first byte.
+    Hold(Duration),
+    /// A pause of this length before the first content event.
+    FirstToken(Duration),
     /// A pause of this length after the first content event.
     Stall(Duration),
 }
@@ -72,29 +131,68 @@ impl Shape {
     pub fn of(step: &Step) -> Shape {
         match step {
             Step::Cut(n) => Shape::Cut(*n),
+            Step::CutBody => Shape::Tear,
+            Step::DropAfterHeaders => Shape::DropAfterHeaders,
             Step::NoDone => Shape::NoDone,
             Step::Malformed => Shape::Malformed,
+            Step::ErrorAfter(n) => Shape::ErrorAfter(*n),
+            Step::Garbage(n) => Shape::Garbage(*n),
+            Step::RoleOnly(n) => Shape::RoleOnly(*n),
+            Step::Keepalive(n) => Shape::Keepalive(*n),
+            Step::Hold(pause) => Shape::Hold(*pause),
+            Step::FirstToken(pause) => Shape::FirstToken(*pause),
             Step::Stall(pause) => Shape::Stall(*pause),
             _ => Shape::Whole,
         }
     }
 }
 
+/// The first `len` bytes of `frames`, the last one torn if need be.
+fn tear(frames: &mut Vec<Bytes>, len: usize) {
+    let mut kept = 0;
+    let mut keep = 0;
+    for frame in frames.iter_mut() {
+        if kept >= len {
+            break;
+        }
+        if kept + frame.len() > len {
+            *frame = frame.slice(..len - kept);
+        }
+        kept += frame.len();
+        keep += 1;
+    }
+    frames.truncate(keep);
+}
+
 /// The body of a stream: `events` bent by `shape`, with `delay` before every
-/// event but the first.
-pub fn body(events: Events, shape: Shape, delay: Duration) -> MockBody {
+/// event but the first; gzip-compressed per event when `gzip`.
+pub fn body(events: Events, shape: Shape, delay: Duration, gzip: bool) -> MockBody {
     let Events {
         mut frames,
         lead,
         content,
         done,
+        api,
+        filler,
     } = events;
     let mut end = End::Clean;
-    let mut stall = None;
+    // An extra pause before frame `at`, and a run before everything.
+    let mut pause_at: Option<(usize, Duration)> = None;
+    let mut repeat: Option<(Bytes, usize)> = None;
+    let upto = |n: usize| lead + n.min(content);
     match shape {
         Shape::Whole => {}
         Shape::Cut(n) => {
-            frames.truncate(lead + n.min(content));
+            frames.truncate(upto(n));
+            end = End::Abort;
+        }
+        Shape::Tear => {
+            let total: usize = frames.iter().map(Bytes::len).sum();
+            tear(&mut frames, total / 2);
+            end = End::Abort;
+        }
+        Shape::DropAfterHeaders => {
+            frames.clear();
             end = End::Abort;
         }
         Shape::NoDone => {
@@ -106,114 +204,54 @@ pub fn body(events: Events, shape: Shape, delay: Duration) -> MockBody {
             let at = (lead + content.min(1)).min(frames.len());
             frames.insert(at, Bytes::from_static(MALFORMED));
         }
-        Shape::Stall(pause) => stall = Some((lead + 1, pause)),
+        Shape::ErrorAfter(n) => {
+            let at = upto(n);
+            frames.truncate(at);
+            frames.push(match api {
+                Api::Chat => Bytes::from_static(CHAT_ERROR_EVENT),
+                Api::Responses => responses_error_event(at),
+            });
+        }
+        Shape::Garbage(n) => {
+            frames.truncate(upto(n));
+            frames.push(garbage());
+        }
+        Shape::RoleOnly(n) => repeat = Some((filler, n)),
+        Shape::Keepalive(n) => repeat = Some((Bytes::from_static(KEEPALIVE), n)),
+        Shape::Hold(pause) => pause_at = Some((0, pause)),
+        Shape::FirstToken(pause) => pause_at = Some((lead, pause)),
+        Shape::Stall(pause) => pause_at = Some((lead + 1, pause)),
     }
-    let timed = frames
-        .into_iter()
-        .enumerate()
-        .map(|(i, frame)| {
-            let mut pause = if i == 0 { Duration::ZERO } else { delay };
-            if let Some((at, extra)) = stall {
-                if at == i {
-                    pause += extra;
-                }
+    let mut runs = Vec::with_capacity(frames.len() + 2);
+    if let Some((bytes, times)) = repeat.filter(|(b, n)| !b.is_empty() && *n > 0) {
+        runs.push(Run::once(Duration::ZERO, bytes.clone()));
+        runs.push(Run {
+            pause: delay,
+            bytes,
+            times: times - 1,
+        });
+    }
+    for (i, frame) in frames.into_iter().enumerate() {
+        let mut pause = if i == 0 && runs.is_empty() {
+            Duration::ZERO
+        } else {
+            delay
+        };
+        if let Some((at, extra)) = pause_at {
+            if at == i {
+                pause += extra;
             }
-            (pause, frame)
-        })
-        .collect();
-    MockBody::frames(timed, end)
+        }
+        runs.push(Run::once(pause, frame));
+    }
+    let body = MockBody::runs(runs, end);
+    if gzip {
+        body.gzipped()
+    } else {
+        body
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
-
-    fn events() -> Events {
-        let frames =
-            ["role", "c1", "c2", "finish", "[DONE]"].map(|s| Bytes::from_static(s.as_bytes()));
-        Events {
-            frames: frames.to_vec(),
-            lead: 1,
-            content: 2,
-            done: true,
-        }
-    }
-
-    async fn sent(body: MockBody) -> (Vec<String>, bool) {
-        let mut body = body;
-        let mut out = Vec::new();
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(f) => out.extend(
-                    f.into_data()
-                        .ok()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned()),
-                ),
-                Err(_) => return (out, true),
-            }
-        }
-        (out, false)
-    }
-
-    #[tokio::test]
-    async fn shapes() {
-        let cases: [(Shape, &[&str], bool); 6] = [
-            (
-                Shape::Whole,
-                &["role", "c1", "c2", "finish", "[DONE]"],
-                false,
-            ),
-            (Shape::Cut(1), &["role", "c1"], true),
-            (Shape::Cut(0), &["role"], true),
-            (Shape::Cut(9), &["role", "c1", "c2"], true),
-            (Shape::NoDone, &["role", "c1", "c2", "finish"], false),
-            (
-                Shape::Malformed,
-                &[
-                    "role",
-                    "c1",
-                    "data: {not json\n\n",
-                    "c2",
-                    "finish",
-                    "[DONE]",
-                ],
-                false,
-            ),
-        ];
-        for (shape, want, aborted) in cases {
-            let got = sent(body(events(), shape, Duration::ZERO)).await;
-            assert_eq!(
-                got,
-                (want.iter().map(|s| s.to_string()).collect(), aborted),
-                "{shape:?}"
-            );
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn stall_pauses_after_the_first_content_event() {
-        let mut b = body(
-            events(),
-            Shape::Stall(Duration::from_millis(500)),
-            Duration::from_millis(10),
-        );
-        let start = tokio::time::Instant::now();
-        let mut at = Vec::new();
-        while let Some(Ok(_)) = b.frame().await {
-            at.push(start.elapsed().as_millis());
-        }
-        assert_eq!(at, vec![0, 10, 20 + 500, 530, 540]);
-    }
-
-    #[test]
-    fn events_are_data_lines() {
-        let e = event(None, &serde_json::json!({"a": 1}));
-        assert_eq!(e, Bytes::from_static(b"data: {\"a\":1}\n\n"));
-        let e = event(Some("response.created"), &serde_json::json!({}));
-        assert_eq!(
-            e,
-            Bytes::from_static(b"event: response.created\ndata: {}\n\n")
-        );
-    }
-}
+#[path = "stream_tests.rs"]
+mod tests;

@@ -1,5 +1,5 @@
 //! Media routes: image generations (with `empty_data`), audio
-//! transcriptions, and video tasks — submitted `queued`, polled `queued`
+//! transcriptions (with `empty` and `blank`), and video tasks — submitted `queued`, polled `queued`
 //! then `succeed` (Kling's spelling), or `failed` without detail, or 404
 //! `task_not_exist` on early polls (Runway).
 
@@ -32,9 +32,13 @@ pub fn images(ctx: &Ctx<'_>, empty: bool) -> String {
     to_string(&json!({"created": ctx.created, "data": data}))
 }
 
-/// `/v1/audio/transcriptions`: reports the size of what it got.
-pub fn transcription(body_len: usize) -> String {
-    to_string(&json!({"text": format!("transcribed {body_len} bytes")}))
+/// `/v1/audio/transcriptions`: reports the size of what it got, or says
+/// `text` instead (`empty`: `""`, `blank`: `"   "`).
+pub fn transcription(body_len: usize, text: Option<&str>) -> String {
+    match text {
+        Some(text) => to_string(&json!({ "text": text })),
+        None => to_string(&json!({"text": format!("transcribed {body_len} bytes")})),
+    }
 }
 
 /// The id of the video task submitted by request `n`.
@@ -117,6 +121,10 @@ mod tests {
             r#"{"created":1700000000,"data":[{"revised_prompt":"a cat","url":"https://example.invalid/image-7-0.png"},{"revised_prompt":"a cat","url":"https://example.invalid/image-7-1.png"}]}"#
         );
         assert_eq!(images(&c, true), r#"{"created":1700000000,"data":[]}"#);
-        assert_eq!(transcription(12), r#"{"text":"transcribed 12 bytes"}"#);
+        assert_eq!(
+            transcription(12, None),
+            r#"{"text":"transcribed 12 bytes"}"#
+        );
+        assert_eq!(transcription(12, Some("")), r#"{"text":""}"#);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::tests_http::{post, start};
 
 /// The body's frames as received, and whether it ended with an error.
-async fn frames(mut resp: reqwest::Response) -> (Vec<String>, bool) {
+pub(super) async fn frames(mut resp: reqwest::Response) -> (Vec<String>, bool) {
     let mut out = Vec::new();
     loop {
         match resp.chunk().await {
@@ -21,7 +21,7 @@ async fn frames(mut resp: reqwest::Response) -> (Vec<String>, bool) {
 }
 
 /// The `data:` payloads of a whole stream text.
-fn data(text: &str) -> Vec<String> {
+pub(super) fn data(text: &str) -> Vec<String> {
     text.split("\n\n")
         .filter(|e| !e.is_empty())
         .map(|e| e.trim_start_matches("data: ").to_owned())
