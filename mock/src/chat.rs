@@ -271,5 +271,4 @@ pub fn events(ctx: &Ctx<'_>, comp: &Completion<'_>) -> Events {
 }
 
 #[cfg(test)]
-#[path = "chat_tests.rs"]
 pub(crate) mod tests;

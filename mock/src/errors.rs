@@ -380,5 +380,4 @@ pub fn bad_directive(header: &str, reason: &str) -> ErrorReply {
 }
 
 #[cfg(test)]
-#[path = "errors_tests.rs"]
 mod tests;

@@ -133,16 +133,4 @@ pub struct RecordedRequest {
 }
 
 #[cfg(test)]
-mod tests_events;
-#[cfg(test)]
-mod tests_faults;
-#[cfg(test)]
-mod tests_http;
-#[cfg(test)]
-mod tests_responses;
-#[cfg(test)]
-mod tests_routes;
-#[cfg(test)]
-mod tests_sdk;
-#[cfg(test)]
-mod tests_stream;
+mod tests;

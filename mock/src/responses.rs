@@ -194,5 +194,4 @@ pub fn body(meta: &Meta<'_>, comp: &Completion<'_>, status: &Status) -> Vec<u8> 
 }
 
 #[cfg(test)]
-#[path = "responses_tests.rs"]
 mod tests;

@@ -195,5 +195,4 @@ pub fn select(sequence: &[Step], nth: Option<u64>) -> Option<&Step> {
 }
 
 #[cfg(test)]
-#[path = "scenario_tests.rs"]
 mod tests;

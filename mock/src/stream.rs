@@ -253,5 +253,4 @@ pub fn body(events: Events, shape: Shape, delay: Duration, gzip: bool) -> MockBo
 }
 
 #[cfg(test)]
-#[path = "stream_tests.rs"]
 mod tests;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::tests_http::{post, start};
-use super::tests_stream::{data, frames};
+use super::http::{post, start};
+use super::stream::{data, frames};
 
 fn stream_body() -> Value {
     json!({"model": "gpt-x", "stream": true, "messages": []})

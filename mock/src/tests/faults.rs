@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::tests_http::{chat, client, header, post, start};
-use super::tests_stream::{data, frames};
+use super::http::{chat, client, header, post, start};
+use super::stream::{data, frames};
 
 fn scenario(step: &str) -> [(&str, &str); 1] {
     [("x-mock-scenario", step)]
@@ -152,7 +152,7 @@ fn gunzip(bytes: &[u8]) -> String {
     out
 }
 
-async fn gzipped(server: &super::MockServer, delay: &str, body: Value) -> reqwest::Response {
+async fn gzipped(server: &crate::MockServer, delay: &str, body: Value) -> reqwest::Response {
     client()
         .post(format!("{}/chat/completions", server.base_url()))
         .header("x-mock-scenario", "gzip")
@@ -262,7 +262,7 @@ async fn error_bodies_in_a_200_on_every_route() {
 #[tokio::test]
 async fn garbage_and_json_for_stream() {
     let server = start().await;
-    let garbage = super::stream::garbage().to_vec();
+    let garbage = crate::stream::garbage().to_vec();
     let resp = chat(&server, &scenario("garbage")).await;
     assert_eq!(
         header(&resp, "content-type").as_deref(),

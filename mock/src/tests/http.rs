@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{MockConfig, MockServer};
+use crate::{MockConfig, MockServer};
 
 pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -70,7 +70,7 @@ async fn status_formats() {
             Some("application/json"),
             r#"{"code":"forbidden","message":"mock error 403","data":null}"#.to_owned(),
         ),
-        ("status:502:html", 502, Some("text/html; charset=utf-8"), super::errors::html_page(502)),
+        ("status:502:html", 502, Some("text/html; charset=utf-8"), crate::errors::html_page(502)),
         ("status:503:empty", 503, None, String::new()),
         ("status:504:text", 504, Some("text/plain; charset=utf-8"), "mock error 504".to_owned()),
     ];

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::tests_http::{chat, client, post, start};
+use super::http::{chat, client, post, start};
 
 #[tokio::test]
 async fn content_steps_and_choices() {

@@ -4,9 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::tests_http::{client, header, post, start};
-use super::tests_stream::{data, frames};
-use super::MockServer;
+use super::http::{client, header, post, start};
+use super::stream::{data, frames};
+use crate::MockServer;
 
 /// The event names of a Responses stream, and whether it ended with an error.
 async fn names(server: &MockServer, step: &str) -> (Vec<String>, bool) {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::tests_http::{post, start};
+use super::http::{post, start};
 
 /// The body's frames as received, and whether it ended with an error.
 pub(super) async fn frames(mut resp: reqwest::Response) -> (Vec<String>, bool) {
