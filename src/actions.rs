@@ -58,7 +58,10 @@ impl Actions {
             | Kind::ServerError
             | Kind::Timeout
             | Kind::ConnectError
-            | Kind::BadUpstreamResponse => Action::Pass,
+            | Kind::BadUpstreamResponse
+            | Kind::Overloaded
+            | Kind::ClientClosed
+            | Kind::Shutdown => Action::Pass,
         }
     }
 

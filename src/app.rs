@@ -8,9 +8,11 @@
 //!    kind counts), reads it into metrics and the one log line.
 //! 2. `catch_panic` — a bug answers a 500 envelope instead of dropping the
 //!    connection (belt and braces: the request path is written not to panic).
-//! 3. `admit` — buffers the body under the size limit (413 never reaches the
-//!    upstream), runs pre-flight checks, reads the request's facts once, and
-//!    renders the chain's final attempt as the answer or the envelope.
+//! 3. `admit` — sheds load beyond `limits.max_inflight` (503 `overloaded`,
+//!    the ops endpoints are never shed), buffers the body under the size and
+//!    time limits (413 and 408 never reach the upstream), runs pre-flight
+//!    checks, reads the request's facts once, and renders the chain's final
+//!    attempt as the answer or the envelope.
 //! 4. `retry` — the request's chain of attempts: picks each attempt's
 //!    target (circuits, pacing), replays the buffered request while the
 //!    decision allows, within `max_attempts`, the shared retry budget and
@@ -38,6 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::actions::ActionTable;
 use crate::config::Config;
+use crate::drain::Drain;
 use crate::envelope::{self, EnvelopeContext};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
@@ -45,7 +48,7 @@ use crate::proxy::targets::{Targets, TargetsError};
 use crate::stack::admit::AdmitLayer;
 use crate::stack::exchange::ExchangeService;
 use crate::stack::inspect::InspectLayer;
-use crate::stack::observe::ObserveLayer;
+use crate::stack::observe::{ObserveLayer, Panicked};
 use crate::stack::retry::RetryLayer;
 use crate::support::FailureLog;
 use crate::taxonomy::Kind;
@@ -58,6 +61,8 @@ pub struct App {
     /// `/readyz` answers 200 while this is true (set once serving, cleared
     /// when draining).
     pub ready: Arc<AtomicBool>,
+    /// Cut at the drain deadline: the answers still going end, counted.
+    pub drain: Drain,
 }
 
 /// Why the gateway could not be assembled.
@@ -87,6 +92,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let actions =
         Arc::new(ActionTable::new(&config.inspect).map_err(|(k, m)| BuildError::Actions(k, m))?);
     let ready = Arc::new(AtomicBool::new(false));
+    let drain = Drain::default();
     let failures = config
         .debug
         .failures
@@ -96,13 +102,18 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         .layer(ObserveLayer::new(metrics.clone(), failures.clone()))
         .map_response(|r: Response<_>| r.map(Body::new))
         .layer(CatchPanicLayer::custom(panic_answer))
-        .layer(AdmitLayer::new(config.clone(), targets.clone(), actions))
+        .layer(AdmitLayer::new(
+            config.clone(),
+            targets.clone(),
+            actions,
+            drain.clone(),
+        ))
         .layer(RetryLayer::new(
             config.retry.clone(),
             metrics.clone(),
             targets.clone(),
         ))
-        .layer(InspectLayer::new(&config, metrics.clone()))
+        .layer(InspectLayer::new(&config, metrics.clone(), drain.clone()))
         .service(ExchangeService);
 
     let ops = Ops {
@@ -123,6 +134,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         router,
         metrics,
         ready,
+        drain,
     })
 }
 
@@ -192,7 +204,10 @@ fn panic_answer(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Str
         "backstop hit an internal error while handling this request; it has been logged",
     );
     tracing::error!("panic in the request path");
-    gateway_envelope(&outcome).map(|_| envelope_text(&outcome))
+    let mut resp = gateway_envelope(&outcome).map(|_| envelope_text(&outcome));
+    // Counted as the server error it is, not as a client that left.
+    resp.extensions_mut().insert(Panicked);
+    resp
 }
 
 fn gateway_envelope(outcome: &Outcome) -> Response<Body> {

@@ -62,6 +62,9 @@ pub enum TransportFailure {
     FirstByteTimeout,
     /// The connection was closed or reset before a response.
     Reset,
+    /// The answer started, then went silent (or the deadline came) before
+    /// anything of it reached the client.
+    Stalled,
 }
 
 /// Classifies an upstream answer. `body` is the whole body, or empty when it
@@ -129,6 +132,7 @@ pub fn transport(failure: TransportFailure, detail: &str) -> Outcome {
             Kind::ConnectError,
             "The upstream closed or reset the connection before answering",
         ),
+        TransportFailure::Stalled => (Kind::Timeout, "The upstream's answer stalled"),
     };
     let detail = body::cap(detail);
     let message = if detail.is_empty() {
@@ -136,7 +140,10 @@ pub fn transport(failure: TransportFailure, detail: &str) -> Outcome {
     } else {
         format!("{what}: {detail}")
     };
-    Outcome::gateway(kind, message)
+    Outcome {
+        unsent: failure == TransportFailure::Connect,
+        ..Outcome::gateway(kind, message)
+    }
 }
 
 /// The kind of an error status (4xx/5xx), refined by the body's code.
@@ -339,7 +346,10 @@ fn wait_asked(kind: Kind, headers: &HeaderMap, now: SystemTime) -> Option<Durati
         | Kind::InvalidJson
         | Kind::SchemaMismatch
         | Kind::StreamTruncated
-        | Kind::MalformedEvent => after::explicit(headers, now),
+        | Kind::MalformedEvent
+        | Kind::Overloaded
+        | Kind::ClientClosed
+        | Kind::Shutdown => after::explicit(headers, now),
     }
 }
 

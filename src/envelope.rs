@@ -76,6 +76,9 @@ pub fn client_status(outcome: &Outcome) -> StatusCode {
         Kind::ServerError => upstream_or(500),
         Kind::Timeout => upstream_or(504),
         Kind::ConnectError | Kind::BadUpstreamResponse => 502,
+        Kind::Overloaded | Kind::Shutdown => 503,
+        // nginx's "client closed request": logged, never received.
+        Kind::ClientClosed => 499,
         Kind::ContentFilter => 400,
         Kind::Length
         | Kind::EmptyData
@@ -159,6 +162,12 @@ pub fn hint(outcome: &Outcome) -> &'static str {
         Kind::MalformedEvent => {
             "The upstream sent an SSE event that is not JSON; report it to the provider if it repeats"
         }
+        Kind::Overloaded => {
+            "The gateway is at its in-flight limit (limits.max_inflight): retry after retry-after \
+             with backoff, or give the gateway more capacity"
+        }
+        Kind::ClientClosed => "Nothing to do for the client that left; check its own timeouts",
+        Kind::Shutdown => "The gateway was shutting down: retry the request",
     }
 }
 
@@ -220,11 +229,14 @@ pub fn headers(outcome: &Outcome, ctx: &EnvelopeContext) -> HeaderMap {
         HeaderValue::from_static(kind.class().as_str()),
     );
     map.insert(X_BACKSTOP_KIND, HeaderValue::from_static(kind.as_str()));
-    let client_may_retry = kind.is_retryable() && ctx.max_attempts == 1;
+    // A retryable failure the gateway did not retry itself is the client's
+    // to retry: with `max_attempts = 1`, and the gateway's own shedding.
+    let client_may_retry =
+        kind.is_retryable() && (ctx.max_attempts == 1 || kind == Kind::Overloaded);
     if !outcome.is_ok() && !client_may_retry {
         map.insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
     }
-    if kind == Kind::RateLimited {
+    if matches!(kind, Kind::RateLimited | Kind::Overloaded) {
         let wait = outcome.retry_after.unwrap_or(DEFAULT_CLIENT_WAIT);
         map.insert(
             header::RETRY_AFTER,
@@ -323,6 +335,11 @@ pub fn default_message(outcome: &Outcome) -> String {
         Kind::SchemaMismatch => "The model's output does not match the requested JSON schema",
         Kind::StreamTruncated => "The stream ended before every choice had a finish_reason",
         Kind::MalformedEvent => "The upstream sent a stream event that is not valid JSON",
+        Kind::Overloaded => {
+            "The gateway is overloaded and shed this request before any upstream attempt"
+        }
+        Kind::ClientClosed => "The client went away before the answer ended",
+        Kind::Shutdown => "The gateway shut down before the answer ended",
     };
     match outcome.upstream_status {
         Some(status) if !(200..=299).contains(&status) => {

@@ -30,6 +30,9 @@ pub struct RequestFacts {
     pub deadline: Instant,
     /// The client said it is retrying itself (`x-stainless-retry-count` > 0).
     pub client_retrying: bool,
+    /// The request may start a billed job that exists even when its answer
+    /// is lost ([`crate::path::creates_something`]).
+    pub creates: bool,
     /// The targets this request may go to, in fallback order.
     pub plan: Arc<Plan>,
     /// The `[inspect]` actions for this request's route and model.

@@ -15,6 +15,7 @@ pub mod app;
 pub mod attempt;
 pub mod classify;
 pub mod config;
+pub mod drain;
 pub mod envelope;
 pub mod facts;
 pub mod inspect;

@@ -38,6 +38,10 @@ pub struct Outcome {
     /// (a video task polled before the upstream registered it): the retry
     /// layer may try again after `retry_after`.
     pub transient: bool,
+    /// The request certainly never reached the upstream (the connection
+    /// failed before it was sent, or the gateway held it back): even a
+    /// request that creates something may be sent again.
+    pub unsent: bool,
 }
 
 impl Outcome {

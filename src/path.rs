@@ -33,6 +33,33 @@ const TEMPLATES: &[&str] = &[
     "/v1/batches/{id}/cancel",
 ];
 
+/// Where a `POST` starts a job that exists even when its answer was lost
+/// (CONTRACT.md §2, "requests that create something").
+const CREATING: &[&str] = &[
+    "/v1/videos",
+    "/v1/files",
+    "/v1/uploads",
+    "/v1/batches",
+    "/v1/fine_tuning/jobs",
+    "/v1/vector_stores",
+];
+
+/// Whether a request may create something billed: a `POST` to one of the
+/// creating collections (or below them), or a Responses request run in the
+/// background. Such a request is sent again only when the upstream
+/// certainly did not act on it.
+pub fn creates_something(method: &http::Method, path: &str, background: bool) -> bool {
+    if method != http::Method::POST {
+        return false;
+    }
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let below = |root: &str| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    CREATING.iter().any(|root| below(root)) || (background && path == "/v1/responses")
+}
+
 /// The label for a path that matches no template.
 pub const OTHER: &str = "other";
 
@@ -66,7 +93,36 @@ pub fn all() -> impl Iterator<Item = &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::template;
+    use super::{creates_something, template};
+    use http::Method;
+
+    #[test]
+    fn requests_that_create_something_are_known_by_method_and_path() {
+        let rows = [
+            (Method::POST, "/v1/videos", false, true),
+            (Method::POST, "/v1/videos/", false, true),
+            (Method::POST, "/v1/videos/abc/remix", false, true),
+            (Method::GET, "/v1/videos/abc", false, false),
+            (Method::POST, "/v1/videosx", false, false),
+            (Method::POST, "/v1/files", false, true),
+            (Method::POST, "/v1/uploads/u1/parts", false, true),
+            (Method::POST, "/v1/batches", false, true),
+            (Method::POST, "/v1/fine_tuning/jobs", false, true),
+            (Method::POST, "/v1/vector_stores/vs1/files", false, true),
+            (Method::DELETE, "/v1/files/f1", false, false),
+            (Method::POST, "/v1/responses", true, true),
+            (Method::POST, "/v1/responses", false, false),
+            (Method::POST, "/v1/chat/completions", true, false),
+            (Method::POST, "/v1/embeddings", false, false),
+        ];
+        for (method, path, background, want) in rows {
+            assert_eq!(
+                creates_something(&method, path, background),
+                want,
+                "{method} {path} background={background}"
+            );
+        }
+    }
 
     #[test]
     fn paths_map_to_templates() {

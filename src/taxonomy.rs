@@ -6,18 +6,26 @@
 use std::fmt;
 
 /// How badly an answer failed: not at all, with an HTTP error, with a 200
-/// that carries no usable output, or with a 200 whose output is wrong.
+/// that carries no usable output, with a 200 whose output is wrong — or the
+/// answer never ended because the client left or the gateway shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
     None,
     Hard,
     Soft,
     Silent,
+    Aborted,
 }
 
 impl Class {
     /// Every class, for metrics pre-registration and tests.
-    pub const ALL: [Class; 4] = [Class::None, Class::Hard, Class::Soft, Class::Silent];
+    pub const ALL: [Class; 5] = [
+        Class::None,
+        Class::Hard,
+        Class::Soft,
+        Class::Silent,
+        Class::Aborted,
+    ];
 
     /// The label / header value.
     pub fn as_str(self) -> &'static str {
@@ -26,6 +34,7 @@ impl Class {
             Class::Hard => "hard",
             Class::Soft => "soft",
             Class::Silent => "silent",
+            Class::Aborted => "aborted",
         }
     }
 }
@@ -55,6 +64,8 @@ pub enum Kind {
     Timeout,
     ConnectError,
     BadUpstreamResponse,
+    /// The gateway's own load shedding (`503`, `retry-after`, no attempt).
+    Overloaded,
     // soft
     ContentFilter,
     Length,
@@ -65,11 +76,16 @@ pub enum Kind {
     SchemaMismatch,
     StreamTruncated,
     MalformedEvent,
+    // aborted
+    /// The client went away before the answer ended.
+    ClientClosed,
+    /// The drain deadline cut the answer while the gateway shut down.
+    Shutdown,
 }
 
 impl Kind {
     /// Every kind, in the order of CONTRACT.md §2.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Ok,
         Kind::BadRequest,
         Kind::ContextLengthExceeded,
@@ -83,6 +99,7 @@ impl Kind {
         Kind::Timeout,
         Kind::ConnectError,
         Kind::BadUpstreamResponse,
+        Kind::Overloaded,
         Kind::ContentFilter,
         Kind::Length,
         Kind::EmptyData,
@@ -91,6 +108,8 @@ impl Kind {
         Kind::SchemaMismatch,
         Kind::StreamTruncated,
         Kind::MalformedEvent,
+        Kind::ClientClosed,
+        Kind::Shutdown,
     ];
 
     /// The class this kind belongs to.
@@ -108,13 +127,15 @@ impl Kind {
             | Kind::ServerError
             | Kind::Timeout
             | Kind::ConnectError
-            | Kind::BadUpstreamResponse => Class::Hard,
+            | Kind::BadUpstreamResponse
+            | Kind::Overloaded => Class::Hard,
             Kind::ContentFilter | Kind::Length | Kind::EmptyData => Class::Soft,
             Kind::EmptyContent
             | Kind::InvalidJson
             | Kind::SchemaMismatch
             | Kind::StreamTruncated
             | Kind::MalformedEvent => Class::Silent,
+            Kind::ClientClosed | Kind::Shutdown => Class::Aborted,
         }
     }
 
@@ -134,6 +155,7 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::ConnectError => "connect_error",
             Kind::BadUpstreamResponse => "bad_upstream_response",
+            Kind::Overloaded => "overloaded",
             Kind::ContentFilter => "content_filter",
             Kind::Length => "length",
             Kind::EmptyData => "empty_data",
@@ -142,6 +164,8 @@ impl Kind {
             Kind::SchemaMismatch => "schema_mismatch",
             Kind::StreamTruncated => "stream_truncated",
             Kind::MalformedEvent => "malformed_event",
+            Kind::ClientClosed => "client_closed",
+            Kind::Shutdown => "shutdown",
         }
     }
 
@@ -150,12 +174,19 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Whether a *hard* failure of this kind is worth another attempt on the
-    /// same request. Soft and silent kinds are never retryable by nature:
-    /// their fate is the `[inspect]` policy's.
+    /// Whether a failure of this kind is worth another attempt on the same
+    /// request (CONTRACT.md §2): the transient hard kinds; `overloaded` and
+    /// `shutdown` by the client, later (the gateway never retries them
+    /// itself). Soft and silent kinds are never retryable by nature: their
+    /// fate is the `[inspect]` action's.
     pub fn is_retryable(self) -> bool {
         match self {
-            Kind::RateLimited | Kind::ServerError | Kind::Timeout | Kind::ConnectError => true,
+            Kind::RateLimited
+            | Kind::ServerError
+            | Kind::Timeout
+            | Kind::ConnectError
+            | Kind::Overloaded
+            | Kind::Shutdown => true,
             Kind::Ok
             | Kind::BadRequest
             | Kind::ContextLengthExceeded
@@ -172,7 +203,8 @@ impl Kind {
             | Kind::InvalidJson
             | Kind::SchemaMismatch
             | Kind::StreamTruncated
-            | Kind::MalformedEvent => false,
+            | Kind::MalformedEvent
+            | Kind::ClientClosed => false,
         }
     }
 
@@ -200,7 +232,10 @@ impl Kind {
             | Kind::InvalidJson
             | Kind::SchemaMismatch
             | Kind::StreamTruncated
-            | Kind::MalformedEvent => "server_error",
+            | Kind::MalformedEvent
+            | Kind::Overloaded
+            | Kind::ClientClosed
+            | Kind::Shutdown => "server_error",
         }
     }
 }
@@ -247,7 +282,8 @@ mod tests {
                 "malformed_event"
             ]
         );
-        assert_eq!(by_class(Class::Hard).len(), 12);
+        assert_eq!(by_class(Class::Hard).len(), 13);
+        assert_eq!(by_class(Class::Aborted), ["client_closed", "shutdown"]);
     }
 
     #[test]
@@ -259,7 +295,14 @@ mod tests {
             .collect();
         assert_eq!(
             retryable,
-            ["rate_limited", "server_error", "timeout", "connect_error"]
+            [
+                "rate_limited",
+                "server_error",
+                "timeout",
+                "connect_error",
+                "overloaded",
+                "shutdown"
+            ]
         );
     }
 }

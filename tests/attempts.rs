@@ -100,11 +100,10 @@ async fn a_plain_retry_and_an_exhausted_chain_count_the_same_everywhere() {
 }
 
 #[tokio::test]
-async fn a_stream_cut_during_the_lookahead_closes_with_the_attempts_it_made() {
+async fn a_stream_cut_after_its_first_byte_closes_with_the_attempts_it_made() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let gw = gateway(&mock.base_url(), with_records).await;
-    // The role chunk, then the connection drops: the lookahead held it.
-    let (status, header, body) = chat(&gw, "cut:0", "cut", true).await;
+    let (status, header, body) = chat(&gw, "status:503,cut:2", "cut", true).await;
     let last = events(&body).pop().unwrap();
     assert_eq!(status, 200);
     assert_eq!(last["error"]["backstop"]["kind"], "stream_truncated");
@@ -113,11 +112,33 @@ async fn a_stream_cut_during_the_lookahead_closes_with_the_attempts_it_made() {
             header,
             last["error"]["backstop"]["attempts"].as_u64().unwrap()
         ),
-        (1, 1),
+        (2, 2),
         "the header and the closing event agree"
     );
-    assert_eq!(counted_attempts(&gw), 1);
-    assert_eq!(recorded_attempts(&gw).await, 1);
+    assert_eq!(counted_attempts(&gw), 2);
+    assert_eq!(recorded_attempts(&gw).await, 2);
+}
+
+#[tokio::test]
+async fn a_stream_cut_during_the_lookahead_is_a_failed_attempt() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = gateway(&mock.base_url(), with_records).await;
+    // The role chunk, then the connection drops, every time: nothing was
+    // released, so each cut is retried and the last one is answered with a
+    // status and the envelope, never a 200 with an error event.
+    let (status, header, body) = chat(&gw, "cut:0", "cut", true).await;
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 502);
+    assert_eq!(envelope["error"]["backstop"]["kind"], "connect_error");
+    assert_eq!(
+        (
+            header,
+            envelope["error"]["backstop"]["attempts"].as_u64().unwrap()
+        ),
+        (3, 3)
+    );
+    assert_eq!(counted_attempts(&gw), 3);
+    assert_eq!(recorded_attempts(&gw).await, 3);
 }
 
 /// A continuation upstream answering `status`, streaming the rest when 200.

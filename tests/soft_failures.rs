@@ -281,9 +281,7 @@ async fn a_clean_stream_is_forwarded_with_its_done() {
 
 #[tokio::test]
 async fn a_stream_cut_midway_ends_with_an_error_event_and_no_done() {
-    for policy in [Action::Pass, Action::Retry, Action::Fail] {
-        // A truncation always fails the stream: passing it would present a
-        // cut answer as complete.
+    for policy in [Action::Retry, Action::Fail] {
         let (mock, gw) = setup(|c| c.inspect.stream_truncated = policy).await;
         let got = call(&mock, &gw, "/chat/completions", chat(true), "cut:2").await;
         assert_eq!((got.status, got.hits), (200, 1), "{policy:?}");
@@ -301,6 +299,31 @@ async fn a_stream_cut_midway_ends_with_an_error_event_and_no_done() {
             "role chunk, two content chunks, the error: {events:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_cut_stream_under_pass_is_only_annotated() {
+    let (mock, gw) = setup(|c| c.inspect.stream_truncated = Action::Pass).await;
+    let got = call(&mock, &gw, "/chat/completions", chat(true), "cut:2").await;
+    assert_eq!((got.status, got.hits), (200, 1));
+    let events = got.events();
+    // The stream ends as the upstream cut it: no error event, and no [DONE]
+    // either (that would present a cut answer as complete).
+    assert_eq!(
+        events.len(),
+        3,
+        "role chunk, two content chunks: {events:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| !e.contains("\"error\"") && e != "[DONE]"));
+    let m = gw.app.metrics.requests.with_label_values(&[
+        "/v1/chat/completions",
+        "gpt-test",
+        "silent",
+        "stream_truncated",
+    ]);
+    assert_eq!(m.get(), 1, "counted for what it was");
 }
 
 #[tokio::test]

@@ -177,6 +177,9 @@ pub fn never_falls_over(kind: Kind) -> Option<&'static str> {
         Kind::NotFound => {
             Some("not_found never falls over: the path or model does not exist, fix the route instead")
         }
+        Kind::Overloaded | Kind::ClientClosed | Kind::Shutdown => {
+            Some("the gateway's own kinds (overloaded, client_closed, shutdown) are never an upstream's answer")
+        }
         Kind::ContextLengthExceeded
         | Kind::QuotaExceeded
         | Kind::PayloadTooLarge

@@ -109,6 +109,10 @@ pub struct InspectConfig {
     /// every event goes out at once and those failures end the stream with
     /// an error event instead.
     pub stream_lookahead: bool,
+    /// The lookahead holds a stream's first events at most this long...
+    pub stream_lookahead_max_ms: u64,
+    /// ...and at most this many bytes; then they flow and inspection goes on.
+    pub stream_lookahead_max_bytes: u64,
     /// Per-route / per-model actions, applied in order over the ones above.
     pub overrides: Vec<InspectOverride>,
     /// A video poll answered `task_not_exist` within this long after this
@@ -196,7 +200,19 @@ pub struct DebugConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
+    /// Larger request bodies get 413 and never reach an upstream.
     pub max_request_body_bytes: u64,
+    /// A client connection that has not sent its request head by then is
+    /// closed.
+    pub header_read_timeout_ms: u64,
+    /// An idle keep-alive client connection is closed.
+    pub client_idle_timeout_ms: u64,
+    /// The whole request body must arrive within this (else 408).
+    pub request_body_timeout_ms: u64,
+    /// Accepted client connections; beyond it new ones wait in the backlog.
+    pub max_connections: usize,
+    /// Proxied requests at once; beyond it: 503 `overloaded`.
+    pub max_inflight: usize,
 }
 
 impl Default for Config {
@@ -261,6 +277,8 @@ impl Default for InspectConfig {
             stream_truncated: Action::Fail,
             max_body_bytes: 4 * 1024 * 1024,
             stream_lookahead: true,
+            stream_lookahead_max_ms: 2_000,
+            stream_lookahead_max_bytes: 65_536,
             overrides: Vec::new(),
             task_not_ready_window_ms: 30_000,
             task_not_ready_retry_ms: 5_000,
@@ -308,6 +326,11 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_request_body_bytes: 20 * 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            client_idle_timeout_ms: 60_000,
+            request_body_timeout_ms: 30_000,
+            max_connections: 10_000,
+            max_inflight: 4_096,
         }
     }
 }

@@ -47,9 +47,20 @@ impl Config {
         if self.metrics.max_model_labels == 0 {
             return Err(("metrics.max_model_labels", "must be at least 1".into()));
         }
+        let l = &self.limits;
+        positive("limits.max_request_body_bytes", l.max_request_body_bytes)?;
+        positive("limits.header_read_timeout_ms", l.header_read_timeout_ms)?;
+        positive("limits.client_idle_timeout_ms", l.client_idle_timeout_ms)?;
+        positive("limits.request_body_timeout_ms", l.request_body_timeout_ms)?;
+        positive("limits.max_connections", l.max_connections as u64)?;
+        positive("limits.max_inflight", l.max_inflight as u64)?;
         positive(
-            "limits.max_request_body_bytes",
-            self.limits.max_request_body_bytes,
+            "inspect.stream_lookahead_max_ms",
+            self.inspect.stream_lookahead_max_ms,
+        )?;
+        positive(
+            "inspect.stream_lookahead_max_bytes",
+            self.inspect.stream_lookahead_max_bytes,
         )?;
         if self.log.level.trim().is_empty() {
             return Err(("log.level", "must not be empty (e.g. \"info\")".into()));

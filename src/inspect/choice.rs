@@ -118,7 +118,10 @@ pub(crate) fn severity(kind: Kind) -> u8 {
         | Kind::BadUpstreamResponse
         | Kind::EmptyData
         | Kind::StreamTruncated
-        | Kind::MalformedEvent => 0,
+        | Kind::MalformedEvent
+        | Kind::Overloaded
+        | Kind::ClientClosed
+        | Kind::Shutdown => 0,
     }
 }
 

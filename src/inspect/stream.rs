@@ -127,6 +127,8 @@ pub struct StreamInspector {
     usage: Option<Usage>,
     malformed: u32,
     content_seen: bool,
+    /// Reasoning deltas (`reasoning_content`, `reasoning`) went by.
+    reasoning_seen: bool,
     /// Keep every choice's text (for stream repair), not only in JSON mode.
     capture: bool,
 }
@@ -159,6 +161,7 @@ impl StreamInspector {
             usage: None,
             malformed: 0,
             content_seen: false,
+            reasoning_seen: false,
             capture: false,
         }
     }
@@ -218,6 +221,11 @@ impl StreamInspector {
                 state.content.push(&text, MAX_BUFFER_BYTES);
             }
         }
+        let reasoning = ["reasoning_content", "reasoning"]
+            .iter()
+            .filter_map(|k| delta.and_then(|d| d.get(*k)).and_then(Value::as_str))
+            .any(|r| !r.is_empty());
+        self.reasoning_seen |= reasoning;
         if let Some(refusal) = delta.and_then(|d| d.get("refusal")).and_then(Value::as_str) {
             self.content_seen |= !refusal.is_empty();
             if state.refusal.len() < REFUSAL_KEEP_BYTES {
@@ -257,6 +265,13 @@ impl StreamInspector {
     /// Whether any content, refusal or tool-call delta went by.
     pub fn content_seen(&self) -> bool {
         self.content_seen
+    }
+
+    /// Whether the answer's output started: content, a refusal, a tool call
+    /// or a reasoning delta (a reasoning model thinks before it answers;
+    /// its thoughts are output the client waits for).
+    pub fn output_started(&self) -> bool {
+        self.content_seen || self.reasoning_seen
     }
 
     /// At least one choice was seen and every choice seen has finished.

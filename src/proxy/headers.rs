@@ -18,6 +18,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// The request id header, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Where the upstream's own request id goes in a forwarded answer.
+pub const UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static("x-upstream-request-id");
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -80,11 +82,28 @@ pub fn bearer(api_key: &str) -> Option<HeaderValue> {
 pub fn downstream_response(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
     if let Some(upstream_id) = headers.remove(REQUEST_ID) {
-        headers.insert(
-            HeaderName::from_static("x-upstream-request-id"),
-            upstream_id,
-        );
+        headers.insert(UPSTREAM_REQUEST_ID, upstream_id);
     }
+}
+
+/// The answer's media type, lowercased.
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.trim_start().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Whether an answer is an HTML page (a wrong base URL, a WAF).
+pub fn is_html(headers: &HeaderMap) -> bool {
+    content_type(headers).starts_with("text/html")
+}
+
+/// Whether an answer is an SSE stream (a stream request may be answered
+/// with plain JSON: that is inspected and forwarded as JSON).
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    content_type(headers).starts_with("text/event-stream")
 }
 
 #[cfg(test)]

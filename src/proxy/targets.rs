@@ -75,8 +75,9 @@ fn circuit_verdict(kind: Kind) -> Option<bool> {
         | Kind::SchemaMismatch
         | Kind::StreamTruncated
         | Kind::MalformedEvent => Some(true),
-        // Rate limits are the pacer's business, not a sign of an outage.
-        Kind::RateLimited => None,
+        // Rate limits are the pacer's business, not a sign of an outage; the
+        // gateway's own kinds say nothing about the target.
+        Kind::RateLimited | Kind::Overloaded | Kind::ClientClosed | Kind::Shutdown => None,
     }
 }
 

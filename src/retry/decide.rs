@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::outcome::Outcome;
+use crate::taxonomy::Kind;
 
 /// Everything the decision reads about one finished attempt.
 #[derive(Debug, Clone)]
@@ -19,6 +20,9 @@ pub struct Step<'a> {
     /// The client retries by itself and the gateway was told not to stack
     /// its own retries on top.
     pub defer_to_client: bool,
+    /// The request may create something billed: it is sent again only when
+    /// the upstream certainly did not act on it.
+    pub creates: bool,
     /// The jittered backoff drawn for this retry.
     pub backoff: Duration,
     pub max_retry_after: Duration,
@@ -47,6 +51,9 @@ pub enum Stop {
     NotRetryable,
     AttemptsExhausted,
     ClientRetries,
+    /// The request creates something and the upstream may have acted on it
+    /// (a timeout, a reset, a 5xx): another attempt could create it twice.
+    MayHaveActed,
     /// The upstream asked for a wait longer than `max_retry_after_ms`.
     RetryAfterTooLong,
     /// The wait would end past the request's deadline.
@@ -65,6 +72,9 @@ pub fn decide(step: &Step<'_>) -> Decision {
     }
     if step.defer_to_client {
         return Decision::Stop(Stop::ClientRetries);
+    }
+    if step.creates && !step.outcome.unsent && step.outcome.kind != Kind::RateLimited {
+        return Decision::Stop(Stop::MayHaveActed);
     }
     // Another target needs no backoff: it is not the one that failed (and a
     // timeout moves on rather than waiting on the same silent target).
@@ -101,6 +111,7 @@ mod tests {
             max_attempts: 3,
             retryable: true,
             defer_to_client: false,
+            creates: false,
             backoff: Duration::from_millis(300),
             max_retry_after: Duration::from_secs(30),
             remaining: Duration::from_secs(600),
@@ -121,6 +132,10 @@ mod tests {
         let failed = Outcome::of(Kind::ServerError);
         let asks_2s = with_retry_after(Kind::RateLimited, 2);
         let asks_60s = with_retry_after(Kind::RateLimited, 60);
+        let unsent = Outcome {
+            unsent: true,
+            ..Outcome::of(Kind::ConnectError)
+        };
         let ms = Duration::from_millis;
         let cases: Vec<(&str, Step<'_>, Decision)> = vec![
             ("success", step(&ok), Decision::Stop(Stop::Success)),
@@ -193,6 +208,39 @@ mod tests {
                     ..step(&failed)
                 },
                 Decision::Stop(Stop::DeadlineTooClose),
+            ),
+            (
+                "a request that creates something is not sent again after a server error",
+                Step {
+                    creates: true,
+                    ..step(&failed)
+                },
+                Decision::Stop(Stop::MayHaveActed),
+            ),
+            (
+                "nor falls over after one",
+                Step {
+                    creates: true,
+                    fallback: Some(1),
+                    ..step(&failed)
+                },
+                Decision::Stop(Stop::MayHaveActed),
+            ),
+            (
+                "but is after a rate limit",
+                Step {
+                    creates: true,
+                    ..step(&asks_2s)
+                },
+                Decision::Retry(ms(2000)),
+            ),
+            (
+                "and after a connection that failed before sending",
+                Step {
+                    creates: true,
+                    ..step(&unsent)
+                },
+                Decision::Retry(ms(300)),
             ),
             (
                 "wait past the deadline",

@@ -112,7 +112,10 @@ mod tests {
                 | Kind::InvalidJson
                 | Kind::SchemaMismatch
                 | Kind::StreamTruncated
-                | Kind::MalformedEvent => None,
+                | Kind::MalformedEvent
+                | Kind::Overloaded
+                | Kind::ClientClosed
+                | Kind::Shutdown => None,
             }
         };
         for kind in Kind::ALL {

@@ -8,16 +8,19 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use futures_util::future::BoxFuture;
 use http::{header, HeaderMap, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::actions::ActionTable;
 use crate::attempt::{Call, Exchange, Tally};
 use crate::config::{ms, Config};
+use crate::drain::Drain;
 use crate::facts::{self, RequestFacts};
 use crate::inspect::Expectation;
 use crate::outcome::Outcome;
@@ -28,20 +31,38 @@ use crate::taxonomy::Kind;
 
 use super::respond::{self, RenderContext};
 
-/// Admission settings.
-#[derive(Clone)]
-pub struct AdmitLayer {
+/// What admission shares across requests.
+struct Shared {
     config: Arc<Config>,
     targets: Arc<Targets>,
     actions: Arc<ActionTable>,
+    drain: Drain,
+    /// One permit per proxied request in flight, until its body ends.
+    inflight: Arc<Semaphore>,
+}
+
+/// Admission settings.
+#[derive(Clone)]
+pub struct AdmitLayer {
+    shared: Arc<Shared>,
 }
 
 impl AdmitLayer {
-    pub fn new(config: Arc<Config>, targets: Arc<Targets>, actions: Arc<ActionTable>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        targets: Arc<Targets>,
+        actions: Arc<ActionTable>,
+        drain: Drain,
+    ) -> Self {
+        let inflight = Arc::new(Semaphore::new(config.limits.max_inflight));
         AdmitLayer {
-            config,
-            targets,
-            actions,
+            shared: Arc::new(Shared {
+                config,
+                targets,
+                actions,
+                drain,
+                inflight,
+            }),
         }
     }
 }
@@ -52,9 +73,7 @@ impl<S> Layer<S> for AdmitLayer {
     fn layer(&self, inner: S) -> Admit<S> {
         Admit {
             inner,
-            config: self.config.clone(),
-            targets: self.targets.clone(),
-            actions: self.actions.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -63,9 +82,7 @@ impl<S> Layer<S> for AdmitLayer {
 #[derive(Clone)]
 pub struct Admit<S> {
     inner: S,
-    config: Arc<Config>,
-    targets: Arc<Targets>,
-    actions: Arc<ActionTable>,
+    shared: Arc<Shared>,
 }
 
 impl<S> Service<Request<Body>> for Admit<S>
@@ -83,23 +100,36 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
-        let config = self.config.clone();
-        let targets = self.targets.clone();
-        let actions = self.actions.clone();
-        Box::pin(async move { Ok(admit(inner, &config, &targets, &actions, req).await) })
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            // Load shedding: beyond max_inflight, answer at once.
+            let permit = shared.inflight.clone().try_acquire_owned().ok();
+            let resp = admit(inner, &shared, permit.is_some(), req).await;
+            // The permit is held until the answer's body ends.
+            Ok(match permit {
+                Some(permit) => resp.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _held = &permit;
+                        frame
+                    }))
+                }),
+                None => resp,
+            })
+        })
     }
 }
 
-async fn admit<S>(
-    inner: S,
-    config: &Config,
-    targets: &Targets,
-    actions: &ActionTable,
-    req: Request<Body>,
-) -> Response<Body>
+async fn admit<S>(inner: S, shared: &Shared, admitted: bool, req: Request<Body>) -> Response<Body>
 where
     S: Service<Arc<Call>, Response = Exchange, Error = Infallible>,
 {
+    let Shared {
+        config,
+        targets,
+        actions,
+        drain,
+        ..
+    } = shared;
     let Some(record) = req.extensions().get::<Arc<Record>>().cloned() else {
         // Only reachable if the stack is mis-assembled; say so plainly.
         return Response::builder()
@@ -119,10 +149,14 @@ where
         actions: actions.base(),
         max_attempts: config.retry.max_attempts,
         secrets: &secrets,
+        drain,
     };
     let refuse = |outcome: Outcome, render: &RenderContext<'_>, finish: Finish| {
         respond::error(outcome, &Tally::default(), render, finish)
     };
+    if !admitted {
+        return refuse(overloaded(config.limits.max_inflight), &render, finish);
+    }
 
     let limit = config.limits.max_request_body_bytes;
     let declared = req
@@ -135,7 +169,12 @@ where
     }
     let (parts, body) = req.into_parts();
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    let body = match Limited::new(body, limit_usize).collect().await {
+    let read = Limited::new(body, limit_usize).collect();
+    let body_timeout = ms(config.limits.request_body_timeout_ms);
+    let Ok(read) = tokio::time::timeout(body_timeout, read).await else {
+        return refuse(too_slow(body_timeout), &render, finish);
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return refuse(too_large(limit), &render, finish),
         Err(e) => {
@@ -168,6 +207,14 @@ where
         deadline: record.started
             + facts::time_budget(ms(config.upstream.request_timeout_ms), &parts.headers),
         client_retrying: facts::client_retrying(&parts.headers),
+        creates: crate::path::creates_something(
+            &parts.method,
+            parts.uri.path(),
+            json.as_deref()
+                .and_then(|j| j.get("background"))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        ),
         plan: targets.plan(model.as_deref()),
         actions: actions.resolve(record.route, model.as_deref()),
         expect: Arc::new(Expectation::from_request(
@@ -194,6 +241,33 @@ where
     });
     let Ok(exchange) = inner.oneshot(call).await;
     respond::render(exchange, &render, finish)
+}
+
+/// The gateway's own 503 beyond `limits.max_inflight`.
+fn overloaded(max_inflight: usize) -> Outcome {
+    Outcome {
+        retry_after: Some(Duration::from_secs(1)),
+        ..Outcome::gateway(
+            Kind::Overloaded,
+            format!(
+                "the gateway is answering its limit of {max_inflight} requests at once (limits.max_inflight); retry after retry-after"
+            ),
+        )
+    }
+}
+
+/// A request body that did not arrive in time: 408, never forwarded.
+fn too_slow(limit: Duration) -> Outcome {
+    Outcome {
+        upstream_status: None,
+        ..Outcome::gateway(
+            Kind::BadRequest,
+            format!(
+                "the request body did not arrive within {} ms (limits.request_body_timeout_ms)",
+                limit.as_millis()
+            ),
+        )
+    }
 }
 
 fn too_large(limit: u64) -> Outcome {

@@ -12,18 +12,19 @@
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use http::{header, Response, StatusCode};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use crate::attempt::{AnswerBody, Attempt, AttemptRequest, Purpose};
 use crate::classify::{self, TransportFailure};
 use crate::outcome::Outcome;
-use crate::proxy::body::{prefixed, read_prefix};
+use crate::proxy::body::{first_bytes, prefixed, read_prefix, timeout_of, Bounded};
 use crate::proxy::headers;
 use crate::proxy::upstream::{error_chain, TransportError};
 use crate::ratelimit::advertised::Advertised;
@@ -55,9 +56,10 @@ async fn exchange(req: AttemptRequest) -> Attempt {
     let call = &req.call;
     let stream = call.facts.stream || req.purpose == Purpose::Continuation;
     let now = Instant::now();
+    let deadline = call.facts.deadline;
     let limit = req
         .first_byte_timeout
-        .min(call.facts.deadline.saturating_duration_since(now));
+        .min(deadline.saturating_duration_since(now));
     let path_and_query = call.uri.path_and_query().map_or("/", |pq| pq.as_str());
 
     let exchange = async {
@@ -72,24 +74,44 @@ async fn exchange(req: AttemptRequest) -> Attempt {
             )
             .await?;
         let advertised = Advertised::read(resp.headers(), SystemTime::now());
-        let status = resp.status();
-        let mut first_byte = now.elapsed();
-        let mut attempt = if !status.is_success() || is_html(resp.headers()) {
-            let (status, headers) = (resp.status(), resp.headers().clone());
-            let body = read_prefix(resp, ERROR_BODY_CAP).await;
-            Attempt::failed(classify::classify(status, &headers, &body))
-        } else if stream {
-            let (attempt, waited) = first_event(resp).await;
-            first_byte = waited.map_or(first_byte, |_| now.elapsed());
-            attempt
+        // From here every read of the body is bounded by the deadline and
+        // the upstream's idle timeout, whoever reads it.
+        let resp: Response<reqwest::Body> = resp.into();
+        let (mut parts, body) = resp.into_parts();
+        let body = Body::new(Bounded::new(
+            body,
+            req.upstream.stream_idle_timeout,
+            deadline,
+        ));
+        let status = parts.status;
+        let mut attempt = if !status.is_success() || headers::is_html(&parts.headers) {
+            let body = read_prefix(body, ERROR_BODY_CAP).await;
+            Attempt::failed(classify::classify(status, &parts.headers, &body))
         } else {
-            Attempt {
-                outcome: success_outcome(status, resp.headers()),
-                response: Some(forward(resp, Bytes::new())),
-                ..Attempt::default()
+            headers::downstream_response(&mut parts.headers);
+            let outcome = success_outcome(status, &parts.headers);
+            let first = if stream && headers::is_event_stream(&parts.headers) {
+                first_event(body).await
+            } else {
+                // A whole body (or a JSON answer to a stream request): its
+                // first bytes are waited for here, so a stall before them
+                // is a retryable timeout like one before the headers.
+                first_bytes(body).await.map_err(|e| failure(&e))
+            };
+            match first {
+                Ok((prefix, rest)) => Attempt {
+                    outcome,
+                    // The prefix is part of the same body: Content-Length still holds.
+                    response: Some(Response::from_parts(
+                        parts,
+                        AnswerBody::Plain(prefixed(prefix, rest)),
+                    )),
+                    ..Attempt::default()
+                },
+                Err(failed) => Attempt::failed(failed),
             }
         };
-        attempt.first_byte = Some(first_byte);
+        attempt.first_byte = Some(now.elapsed());
         attempt.advertised = advertised;
         Ok::<_, TransportError>(attempt)
     };
@@ -109,38 +131,36 @@ async fn exchange(req: AttemptRequest) -> Attempt {
     }
 }
 
-fn is_html(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/html")
-        })
+/// A body that broke off before anything of it was forwarded: a stall is a
+/// timeout, anything else a reset.
+fn failure(e: &axum::Error) -> Outcome {
+    match timeout_of(e) {
+        Some(t) => classify::transport(TransportFailure::Stalled, &t.to_string()),
+        None => classify::transport(TransportFailure::Reset, &error_chain(e)),
+    }
 }
 
 fn success_outcome(status: StatusCode, headers: &http::HeaderMap) -> Outcome {
     let mut outcome = Outcome::ok(status.as_u16());
     outcome.upstream_request_id = headers
-        .get(headers::REQUEST_ID)
+        .get(headers::UPSTREAM_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     outcome
 }
 
-/// Waits for the first complete SSE event of a streamed success. Returns the
-/// attempt (forwardable, or failed when the stream broke or opened with an
-/// in-band error) and whether an event arrived.
-async fn first_event(mut resp: reqwest::Response) -> (Attempt, Option<Duration>) {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let started = Instant::now();
+/// Waits for the first complete SSE event of a streamed success: the bytes
+/// read so far and the rest of the body, or the failure — the stream broke,
+/// stalled, or opened with an in-band error — while it is still retryable.
+async fn first_event(mut body: Body) -> Result<(Bytes, Body), Outcome> {
     let mut parser = SseParser::new();
     let mut seen = BytesMut::new();
     loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(chunk) = frame.into_data() else {
+                    continue;
+                };
                 seen.extend_from_slice(&chunk);
                 parser.push(chunk);
                 if let Some(event) = parser.next_event() {
@@ -151,56 +171,22 @@ async fn first_event(mut resp: reqwest::Response) -> (Attempt, Option<Duration>)
                         .and_then(|v| v.get("error").cloned())
                     {
                         let mut outcome = classify::classify_error_object(&error, None);
-                        outcome.upstream_status = Some(status.as_u16());
-                        return (Attempt::failed(outcome), Some(started.elapsed()));
+                        outcome.upstream_status = Some(200);
+                        return Err(outcome);
                     }
-                    let attempt = Attempt {
-                        outcome: success_outcome(status, &headers),
-                        response: Some(forward(resp, seen.freeze())),
-                        ..Attempt::default()
-                    };
-                    return (attempt, Some(started.elapsed()));
+                    return Ok((seen.freeze(), body));
                 }
             }
-            Ok(None) if seen.is_empty() => {
-                return (
-                    Attempt::failed(classify::transport(
-                        TransportFailure::Reset,
-                        "the upstream ended the stream before its first event",
-                    )),
-                    None,
-                );
+            None if seen.is_empty() => {
+                return Err(classify::transport(
+                    TransportFailure::Reset,
+                    "the upstream ended the stream before its first event",
+                ));
             }
-            Ok(None) => {
-                // A body without a complete event: forward what came; the
-                // stream inspector judges it.
-                let attempt = Attempt {
-                    outcome: success_outcome(status, &headers),
-                    response: Some(forward(resp, seen.freeze())),
-                    ..Attempt::default()
-                };
-                return (attempt, None);
-            }
-            Err(e) => {
-                return (
-                    Attempt::failed(classify::transport(
-                        TransportFailure::Reset,
-                        &error_chain(&e),
-                    )),
-                    None,
-                );
-            }
+            // A body without a complete event: forward what came; the
+            // stream inspector judges it.
+            None => return Ok((seen.freeze(), body)),
+            Some(Err(e)) => return Err(failure(&e)),
         }
     }
-}
-
-/// The upstream response as the client will get it: status, headers (less
-/// hop-by-hop), and `prefix` (bytes already read) followed by the rest of
-/// the body, streamed.
-fn forward(resp: reqwest::Response, prefix: Bytes) -> Response<AnswerBody> {
-    let resp: Response<reqwest::Body> = resp.into();
-    let (mut parts, body) = resp.into_parts();
-    headers::downstream_response(&mut parts.headers);
-    // The prefix is part of the same body: Content-Length still holds.
-    Response::from_parts(parts, AnswerBody::Plain(prefixed(prefix, Body::new(body))))
 }

@@ -29,8 +29,10 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::attempt::{AnswerBody, Attempt, AttemptRequest, Purpose};
 use crate::config::Config;
+use crate::drain::Drain;
 use crate::inspect::Endpoint;
 use crate::metrics::Metrics;
+use crate::proxy::headers;
 
 use state::InspectState;
 
@@ -41,9 +43,9 @@ pub struct InspectLayer {
 }
 
 impl InspectLayer {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &Config, metrics: Arc<Metrics>, drain: Drain) -> Self {
         InspectLayer {
-            state: Arc::new(InspectState::new(config, metrics)),
+            state: Arc::new(InspectState::new(config, metrics, drain)),
         }
     }
 }
@@ -118,7 +120,9 @@ async fn inspect(
         return attempt;
     };
     let resp = http::Response::from_parts(parts, body);
-    match (expect.endpoint, expect.stream) {
+    // A stream request answered with plain JSON is inspected as JSON.
+    let stream = expect.stream && headers::is_event_stream(resp.headers());
+    match (expect.endpoint, stream) {
         (Endpoint::ChatCompletions | Endpoint::Completions, true) => {
             watch::watch(state, facts, attempt, resp).await
         }

@@ -4,6 +4,7 @@
 //! [`exchange`]. What travels between them is in [`crate::attempt`].
 
 pub mod admit;
+pub mod deliver;
 pub mod exchange;
 pub mod inspect;
 pub mod observe;

@@ -19,11 +19,17 @@ use tower::{Layer, Service};
 use tracing::{field, Instrument, Span};
 
 use crate::metrics::Metrics;
+use crate::outcome::Outcome;
 use crate::path;
 use crate::proxy::headers::REQUEST_ID;
 use crate::record::{Final, Record};
 use crate::support::{self, FailureLog, FailureRecord};
-use crate::taxonomy::Class;
+use crate::taxonomy::{Class, Kind};
+
+/// Marks the answer the panic handler made: the request counts as the
+/// server error it is, not as a client that left.
+#[derive(Debug, Clone, Copy)]
+pub struct Panicked;
 
 /// Layer that observes every proxied request.
 #[derive(Clone)]
@@ -95,11 +101,14 @@ where
             failures: self.failures.clone(),
             span: span.clone(),
             closed: false,
+            panicked: false,
         };
         let fut = self.inner.call(req).instrument(span);
         Box::pin(async move {
             let Ok(mut resp) = fut.await;
             resp.headers_mut().insert(REQUEST_ID, request_id);
+            let mut closer = closer;
+            closer.panicked = resp.extensions().get::<Panicked>().is_some();
             Ok(resp.map(|inner| {
                 let mut closer = Some(closer);
                 if http_body::Body::is_end_stream(&inner) {
@@ -137,6 +146,8 @@ struct Closer {
     failures: Option<Arc<FailureLog>>,
     span: Span,
     closed: bool,
+    /// The answer is the panic handler's.
+    panicked: bool,
 }
 
 impl Closer {
@@ -148,10 +159,20 @@ impl Closer {
         let route = self.record.route;
         let elapsed = self.record.started.elapsed();
         let model = self.metrics.model_label(snap.model.as_deref());
-        // Nobody finished the answer: the client went away first.
-        let last = snap.last.unwrap_or(Final {
-            outcome: Default::default(),
-            status: 0,
+        // Nobody finished the answer: the request path broke off (a panic)
+        // or the client went away first — never an `ok`.
+        let last = snap.last.unwrap_or_else(|| match self.panicked {
+            true => Final {
+                outcome: Outcome::gateway(Kind::ServerError, "the request path panicked"),
+                status: 500,
+            },
+            false => Final {
+                outcome: Outcome::gateway(
+                    Kind::ClientClosed,
+                    "the client went away before the answer ended",
+                ),
+                status: 499,
+            },
         });
         let attempts = snap.attempts.len() as u32;
         let kind = last.outcome.kind;

@@ -11,6 +11,7 @@ use http::{HeaderValue, Response};
 use crate::actions::Actions;
 use crate::attempt::{AnswerBody, Attempt, Exchange, Tally};
 use crate::config::Action;
+use crate::drain::Drain;
 use crate::envelope::{
     self, EnvelopeContext, X_BACKSTOP_ATTEMPTS, X_BACKSTOP_CLASS, X_BACKSTOP_KIND,
     X_BACKSTOP_TARGET,
@@ -18,6 +19,8 @@ use crate::envelope::{
 use crate::outcome::Outcome;
 use crate::record::Finish;
 use crate::taxonomy::Class;
+
+use super::deliver::Delivered;
 
 /// What rendering needs besides the exchange.
 pub struct RenderContext<'a> {
@@ -28,6 +31,8 @@ pub struct RenderContext<'a> {
     /// Values to redact from upstream messages (the client's token, the
     /// configured key).
     pub secrets: &'a [&'a str],
+    /// Cuts a forwarded body at the drain deadline.
+    pub drain: &'a Drain,
 }
 
 /// Turns the chain's final attempt into the client's response.
@@ -43,7 +48,7 @@ pub fn render(exchange: Exchange, ctx: &RenderContext<'_>, finish: Finish) -> Re
     let kind = outcome.kind;
     let forward = match kind.class() {
         Class::None => true,
-        Class::Hard => false,
+        Class::Hard | Class::Aborted => false,
         Class::Soft | Class::Silent => ctx.actions.get(kind) == Action::Pass,
     };
     match response {
@@ -52,7 +57,13 @@ pub fn render(exchange: Exchange, ctx: &RenderContext<'_>, finish: Finish) -> Re
             annotate(&mut parts.headers, &outcome, &tally);
             match body {
                 AnswerBody::Plain(body) => {
-                    finish.done(outcome, parts.status.as_u16());
+                    let status = parts.status.as_u16();
+                    let length = parts
+                        .headers
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok());
+                    let body = Delivered::body(body, length, finish, outcome, status, ctx.drain);
                     Response::from_parts(parts, body)
                 }
                 AnswerBody::Watched(watched) => {

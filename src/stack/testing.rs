@@ -90,6 +90,7 @@ pub fn call(config: &Config, targets: &Targets, spec: CallSpec) -> Arc<Call> {
         stream: spec.stream,
         deadline: Instant::now() + spec.deadline_in,
         client_retrying: spec.client_retrying,
+        creates: false,
         plan: targets.plan(Some(spec.model)),
         actions: Actions::of(&config.inspect),
         expect: Arc::new(Expectation::from_request(ROUTE, &json)),

@@ -424,11 +424,22 @@ fn transport_failures() {
             Kind::ConnectError,
             "The upstream closed or reset the connection before answering: connection reset by peer",
         ),
+        (
+            TransportFailure::Stalled,
+            "no frame for 30000 ms",
+            Kind::Timeout,
+            "The upstream's answer stalled: no frame for 30000 ms",
+        ),
     ];
     for (failure, detail, kind, message) in rows {
+        // Only a connection that never opened certainly sent nothing.
+        let unsent = failure == TransportFailure::Connect;
         assert_eq!(
             transport(failure, detail),
-            Outcome::gateway(kind, message),
+            Outcome {
+                unsent,
+                ..Outcome::gateway(kind, message)
+            },
             "{failure:?}"
         );
     }

@@ -43,7 +43,12 @@ fn admit(
             }
         })
     };
-    let layer = AdmitLayer::new(Arc::new(config), targets, actions);
+    let layer = AdmitLayer::new(
+        Arc::new(config),
+        targets,
+        actions,
+        crate::drain::Drain::default(),
+    );
     (layer.layer(inner), seen)
 }
 
@@ -111,6 +116,12 @@ async fn the_facts_are_read_once_and_travel_down_with_the_call() {
         CHAT.as_bytes(),
         "the body, buffered for replay"
     );
+    assert_eq!(
+        record.snapshot().last,
+        None,
+        "the answer ends with its body"
+    );
+    assert_eq!(text(resp.into_body()).await, "{\"ok\":true}");
     let snap = record.snapshot();
     assert_eq!(snap.model.as_deref(), Some("gpt-4o-mini"));
     assert_eq!(
@@ -120,7 +131,6 @@ async fn the_facts_are_read_once_and_travel_down_with_the_call() {
             status: 200
         })
     );
-    assert_eq!(text(resp.into_body()).await, "{\"ok\":true}");
 }
 
 #[tokio::test(start_paused = true)]

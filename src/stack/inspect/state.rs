@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::config::{ms, Config, InspectConfig};
+use crate::drain::Drain;
 use crate::facts::RequestFacts;
 use crate::inspect::Findings;
 use crate::metrics::Metrics;
@@ -20,17 +20,18 @@ const TASKS_REMEMBERED: usize = 4096;
 pub struct InspectState {
     pub inspect: InspectConfig,
     pub metrics: Arc<Metrics>,
-    pub stream_idle_timeout: Duration,
+    /// Cuts the streams still going at the drain deadline.
+    pub drain: Drain,
     /// Video task ids this gateway saw created, and when.
     tasks: Mutex<HashMap<String, Instant>>,
 }
 
 impl InspectState {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> InspectState {
+    pub fn new(config: &Config, metrics: Arc<Metrics>, drain: Drain) -> InspectState {
         InspectState {
             inspect: config.inspect.clone(),
             metrics,
-            stream_idle_timeout: ms(config.upstream.stream_idle_timeout_ms),
+            drain,
             tasks: Mutex::new(HashMap::new()),
         }
     }

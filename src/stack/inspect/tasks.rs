@@ -38,6 +38,13 @@ pub async fn video(
             ));
             return attempt;
         }
+        Read::Stalled(t) => {
+            return Attempt {
+                outcome: classify::transport(TransportFailure::Stalled, &t.to_string()),
+                response: None,
+                ..attempt
+            }
+        }
         Read::Broken(detail) => {
             return Attempt {
                 outcome: classify::transport(TransportFailure::Reset, &detail),

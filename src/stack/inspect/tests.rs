@@ -37,11 +37,17 @@ async fn inspect_stream(
     purpose: Purpose,
 ) -> (Attempt, Arc<crate::attempt::Call>) {
     let (metrics, targets) = testing::targets(config);
-    let inner = Scripted::new(move |_, _| {
-        let body = timed_body(chunks.clone(), hang);
+    let idle = Duration::from_millis(config.upstream.stream_idle_timeout_ms);
+    let inner = Scripted::new(move |req, _| {
+        // As the exchange hands it up: bounded by the idle timeout and the deadline.
+        let body = axum::body::Body::new(crate::proxy::body::Bounded::new(
+            timed_body(chunks.clone(), hang),
+            idle,
+            req.call.facts.deadline,
+        ));
         Box::pin(async move { streamed(body) })
     });
-    let svc = InspectLayer::new(config, metrics).layer(inner);
+    let svc = InspectLayer::new(config, metrics, crate::drain::Drain::default()).layer(inner);
     let call = call(
         config,
         &targets,
@@ -215,7 +221,8 @@ async fn a_whole_answer_without_content_is_empty_content() {
             }
         })
     });
-    let svc = InspectLayer::new(&config, metrics.clone()).layer(inner);
+    let svc =
+        InspectLayer::new(&config, metrics.clone(), crate::drain::Drain::default()).layer(inner);
     let call = call(&config, &targets, CallSpec::default());
     let attempt = svc
         .oneshot(attempt_request(&call, &targets, Purpose::Answer))

@@ -19,22 +19,25 @@
 //! the request's [`Finish`] when the last bytes go out.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, Response};
+use tokio::time::Instant;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::actions::Actions;
 use crate::attempt::{AnswerBody, Attempt, Chain, Continuation, WatchedStream};
-use crate::classify;
-use crate::config::Action;
+use crate::classify::{self, TransportFailure};
+use crate::config::{ms, Action};
 use crate::envelope::{self, EnvelopeContext};
 use crate::facts::RequestFacts;
-use crate::inspect::{EventVerdict, Findings, StreamEnd, StreamInspector};
+use crate::inspect::{EventVerdict, StreamEnd, StreamInspector};
 use crate::outcome::Outcome;
+use crate::proxy::body::{timeout_of, BodyTimeout};
 use crate::record::Finish;
 use crate::sse::{Oversized, SseParser};
 use crate::taxonomy::{Class, Kind};
@@ -46,7 +49,12 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 
 /// Puts a streamed success under watch, looking ahead first when an early
 /// verdict could still change the answer (an action other than `pass` for
-/// the kinds visible before any content).
+/// the kinds visible before any content). The lookahead holds the first
+/// events until the output starts (content, a tool call, reasoning), every
+/// choice finished or the stream ended — at most
+/// `inspect.stream_lookahead_max_ms` and `stream_lookahead_max_bytes`.
+/// Whatever fails while nothing was released is a failed attempt, for the
+/// chain to retry or answer with a status and the envelope.
 pub async fn watch(
     state: &Arc<InspectState>,
     facts: &Arc<RequestFacts>,
@@ -55,35 +63,27 @@ pub async fn watch(
 ) -> Attempt {
     let (mut parts, body) = resp.into_parts();
     let mut watch = StreamWatch::new(body, facts.clone(), state.clone(), &attempt.outcome);
-    let lookahead = state.inspect.stream_lookahead
+    let inspect = &state.inspect;
+    let lookahead = inspect.stream_lookahead
         && [Kind::ContentFilter, Kind::EmptyContent]
             .into_iter()
             .any(|k| facts.actions.get(k) != Action::Pass);
     if lookahead {
-        while !watch.decided() {
-            if !watch.hold_next().await {
-                break;
+        let until = Instant::now() + ms(inspect.stream_lookahead_max_ms);
+        let max_bytes = usize::try_from(inspect.stream_lookahead_max_bytes).unwrap_or(usize::MAX);
+        while !watch.decided() && watch.held_bytes() < max_bytes {
+            match tokio::time::timeout_at(until, watch.hold_next()).await {
+                Ok(true) => {}
+                // The stream ended, or the lookahead's time is up.
+                Ok(false) | Err(_) => break,
             }
         }
-        if !watch.content_seen() {
-            let findings = watch
-                .findings
-                .clone()
-                .unwrap_or_else(|| watch.findings_so_far());
-            // Nothing has reached the client yet: a failure seen now is
-            // answered like a whole body's (retried, or the envelope with
-            // its status), not as an error event inside a 200.
-            let early = matches!(findings.kind, Kind::ContentFilter | Kind::EmptyContent)
-                && facts.actions.get(findings.kind) != Action::Pass;
-            if early {
-                let mut failed = attempt.outcome;
-                apply(&mut failed, &findings);
-                return Attempt {
-                    outcome: failed,
-                    response: None,
-                    ..attempt
-                };
-            }
+        if let Some(failed) = watch.failed_before_release() {
+            return Attempt {
+                outcome: failed,
+                response: None,
+                ..attempt
+            };
         }
     }
     // The body is re-framed (a [DONE] or an error event may be added).
@@ -113,6 +113,8 @@ enum Out {
     /// The closing error event, rendered when it goes out (with the
     /// chain's tally as it is then).
     Error,
+    /// The end, with nothing added (a truncation under `pass`).
+    Close,
 }
 
 /// A streamed answer under watch.
@@ -121,18 +123,19 @@ pub struct StreamWatch {
     parser: SseParser,
     inspector: StreamInspector,
     queue: VecDeque<Out>,
+    /// Bytes queued and not yet sent (what the lookahead holds).
+    held: usize,
     /// The upstream's own `[DONE]` event, held until the verdict.
     done: Option<Bytes>,
     state: State,
-    idle: Duration,
     inspect: Arc<InspectState>,
     facts: Arc<RequestFacts>,
+    /// Resolves at the drain deadline.
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
     upstream_status: u16,
     upstream_request_id: Option<String>,
-    /// The findings once the stream ended (for the lookahead).
-    findings: Option<Findings>,
-    /// How the stream ended, once it did.
-    ending: Option<Outcome>,
+    /// How the stream ended, once it did: the outcome and the end.
+    ending: Option<(Outcome, StreamEnd)>,
     /// Given when the stream is released to the client.
     finish: Option<Finish>,
     chain: Option<Box<dyn Chain>>,
@@ -155,35 +158,72 @@ impl StreamWatch {
             parser: SseParser::new(),
             inspector,
             queue: VecDeque::new(),
+            held: 0,
             done: None,
             state: State::Flowing,
-            idle: inspect.stream_idle_timeout,
+            cut: Box::pin(inspect.drain.cut_owned()),
             inspect,
             facts,
             upstream_status: upstream.upstream_status.unwrap_or(200),
             upstream_request_id: upstream.upstream_request_id.clone(),
-            findings: None,
             ending: None,
             finish: None,
             chain: None,
         }
     }
 
-    /// Whether the answer's fate is visible yet: content flowed, every
+    /// Whether the answer's fate is visible yet: its output started, every
     /// choice finished, or the stream ended.
     fn decided(&self) -> bool {
-        self.inspector.content_seen() || self.inspector.all_finished() || self.state == State::Ended
+        self.inspector.output_started()
+            || self.inspector.all_finished()
+            || self.state == State::Ended
     }
 
-    /// Whether any content or tool-call delta was seen.
-    fn content_seen(&self) -> bool {
-        self.inspector.content_seen()
+    /// Bytes held so far.
+    fn held_bytes(&self) -> usize {
+        self.held
     }
 
-    /// What the events so far amount to if the stream ended now cleanly
-    /// (for the pre-first-byte retry decision).
-    fn findings_so_far(&self) -> Findings {
-        self.inspector.finish(StreamEnd::Done)
+    /// After the lookahead, before anything went out: the failure the
+    /// stream already shows, as a failed attempt's outcome. A stream that
+    /// ended is judged whole (a cut or a silence before its output is a
+    /// transport failure, retryable like one before the headers); one whose
+    /// every choice finished is judged on its findings so far; one whose
+    /// output started, or that ran out of lookahead, goes out. A stream cut
+    /// by the drain deadline goes out too, to close with its event.
+    fn failed_before_release(&self) -> Option<Outcome> {
+        let failed = match &self.ending {
+            Some((outcome, end)) => match outcome.kind {
+                Kind::Shutdown => return None,
+                Kind::StreamTruncated => {
+                    let (failure, what) = match end {
+                        StreamEnd::Idle => (
+                            TransportFailure::Stalled,
+                            "the stream went silent before its output",
+                        ),
+                        StreamEnd::Cut | StreamEnd::Eof | StreamEnd::Done => (
+                            TransportFailure::Reset,
+                            "the stream broke off before its output",
+                        ),
+                    };
+                    Outcome {
+                        upstream_request_id: outcome.upstream_request_id.clone(),
+                        ..classify::transport(failure, what)
+                    }
+                }
+                _ => outcome.clone(),
+            },
+            None if self.inspector.all_finished() => {
+                let findings = self.inspector.finish(StreamEnd::Done);
+                let mut outcome = Outcome::ok(self.upstream_status);
+                outcome.upstream_request_id = self.upstream_request_id.clone();
+                apply(&mut outcome, &findings);
+                outcome
+            }
+            None => return None,
+        };
+        fails(&failed, &self.facts.actions).then_some(failed)
     }
 
     /// Reads on until something is queued or the stream ended; the queued
@@ -203,7 +243,10 @@ impl StreamWatch {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             match self.queue.pop_front() {
-                Some(Out::Bytes(bytes)) => return Some(bytes),
+                Some(Out::Bytes(bytes)) => {
+                    self.held = self.held.saturating_sub(bytes.len());
+                    return Some(bytes);
+                }
                 Some(Out::Done(bytes)) => {
                     self.finish();
                     return Some(bytes);
@@ -213,21 +256,50 @@ impl StreamWatch {
                     self.finish();
                     return Some(event);
                 }
+                Some(Out::Close) => {
+                    self.finish();
+                    return None;
+                }
                 None if self.state == State::Ended => return None,
                 None => self.read().await,
             }
         }
     }
 
-    /// Reads one chunk from the upstream (or its end, or its silence).
+    /// Reads one chunk from the upstream (or its end, its silence, the
+    /// deadline, or the drain deadline).
     async fn read(&mut self) {
-        match tokio::time::timeout(self.idle, self.upstream.next()).await {
-            Ok(Some(Ok(chunk))) => {
+        let next = tokio::select! {
+            next = self.upstream.next() => next,
+            () = self.cut.as_mut() => {
+                let cut = Outcome::gateway(
+                    Kind::Shutdown,
+                    "the gateway shut down before the stream ended (drain deadline)",
+                );
+                self.end(StreamEnd::Cut, Some(cut));
+                return;
+            }
+        };
+        match next {
+            Some(Ok(chunk)) => {
                 self.parser.push(chunk);
                 self.drain();
             }
-            Ok(Some(Err(_))) => self.broken(StreamEnd::Cut).await,
-            Ok(None) => {
+            Some(Err(e)) => match timeout_of(&e) {
+                Some(BodyTimeout::Idle(_)) => self.broken(StreamEnd::Idle).await,
+                Some(BodyTimeout::Deadline) => {
+                    let late = Outcome {
+                        upstream_status: Some(self.upstream_status),
+                        ..classify::transport(
+                            TransportFailure::Stalled,
+                            &BodyTimeout::Deadline.to_string(),
+                        )
+                    };
+                    self.end(StreamEnd::Cut, Some(late));
+                }
+                None => self.broken(StreamEnd::Cut).await,
+            },
+            None => {
                 // Release an event held back for a possible CRLF.
                 self.parser.finish();
                 self.drain();
@@ -242,7 +314,6 @@ impl StreamWatch {
                     self.broken(StreamEnd::Eof).await;
                 }
             }
-            Err(_) => self.broken(StreamEnd::Idle).await,
         }
     }
 
@@ -284,11 +355,11 @@ impl StreamWatch {
             }
             let Some(data) = event.data.as_deref() else {
                 // Comments and keep-alives carry no data: forward as they are.
-                self.queue.push_back(Out::Bytes(event.raw));
+                self.push(event.raw);
                 continue;
             };
             match self.inspector.observe(data) {
-                EventVerdict::Forward => self.queue.push_back(Out::Bytes(event.raw)),
+                EventVerdict::Forward => self.push(event.raw),
                 EventVerdict::Drop => self.inspect.malformed(self.facts.route),
                 EventVerdict::Done => self.done = Some(event.raw),
                 EventVerdict::Error(error) => {
@@ -299,6 +370,11 @@ impl StreamWatch {
                 }
             }
         }
+    }
+
+    fn push(&mut self, bytes: Bytes) {
+        self.held += bytes.len();
+        self.queue.push_back(Out::Bytes(bytes));
     }
 
     /// Decides how the stream ends and queues its last bytes.
@@ -326,17 +402,20 @@ impl StreamWatch {
         };
         if fails(&outcome, &self.facts.actions) {
             self.queue.push_back(Out::Error);
+        } else if outcome.kind == Kind::StreamTruncated {
+            // `pass` only annotates: no error event, and no [DONE] either —
+            // the stream was not complete.
+            self.queue.push_back(Out::Close);
         } else {
             let done = self.done.take().unwrap_or(Bytes::from_static(DONE));
             self.queue.push_back(Out::Done(done));
         }
-        self.ending = Some(outcome);
-        self.findings = Some(findings);
+        self.ending = Some((outcome, end));
     }
 
     /// The closing error event, with the attempts as the chain counts them.
     fn error_event(&self) -> Bytes {
-        let mut outcome = self.ending.clone().unwrap_or_default();
+        let mut outcome = self.ending.clone().map(|(o, _)| o).unwrap_or_default();
         let secrets: Vec<&str> = self.facts.secrets.iter().map(String::as_str).collect();
         outcome.redact(&secrets);
         let tally = self
@@ -358,7 +437,7 @@ impl StreamWatch {
     /// Records the final outcome (once).
     fn finish(&mut self) {
         if let Some(finish) = self.finish.take() {
-            let mut outcome = self.ending.clone().unwrap_or_default();
+            let mut outcome = self.ending.clone().map(|(o, _)| o).unwrap_or_default();
             let secrets: Vec<&str> = self.facts.secrets.iter().map(String::as_str).collect();
             outcome.redact(&secrets);
             finish.done(outcome, 200);
@@ -366,17 +445,15 @@ impl StreamWatch {
     }
 }
 
-/// Whether a stream's ending is a failure the client must see as an error
-/// event: hard kinds always; soft and silent ones unless their action is
-/// `pass` — after the first byte a `retry` can no longer act and degrades
-/// to `fail`, as the README says.
+/// Whether a stream's ending is a failure: hard and aborted kinds always;
+/// soft and silent ones unless their action is `pass` — after the first
+/// byte a `retry` can no longer act and degrades to `fail`, as the README
+/// says.
 fn fails(outcome: &Outcome, actions: &Actions) -> bool {
     match outcome.kind.class() {
         Class::None => false,
-        Class::Hard => true,
-        Class::Soft | Class::Silent => {
-            outcome.kind == Kind::StreamTruncated || actions.get(outcome.kind) != Action::Pass
-        }
+        Class::Hard | Class::Aborted => true,
+        Class::Soft | Class::Silent => actions.get(outcome.kind) != Action::Pass,
     }
 }
 

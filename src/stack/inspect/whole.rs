@@ -47,6 +47,11 @@ pub async fn inspect_whole(
             ));
             attempt
         }
+        Read::Stalled(t) => Attempt {
+            outcome: classify::transport(TransportFailure::Stalled, &t.to_string()),
+            response: None,
+            ..attempt
+        },
         Read::Broken(detail) => Attempt {
             outcome: classify::transport(TransportFailure::Reset, &detail),
             response: None,

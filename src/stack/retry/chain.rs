@@ -67,8 +67,9 @@ impl Shared {
 /// silent ones when their `[inspect]` action says `retry`.
 pub fn retryable(kind: Kind, actions: &crate::actions::Actions) -> bool {
     match kind.class() {
-        Class::None => false,
-        Class::Hard => kind.is_retryable(),
+        // The gateway's own kinds are never its own to retry.
+        Class::None | Class::Aborted => false,
+        Class::Hard => kind.is_retryable() && kind != Kind::Overloaded,
         Class::Soft | Class::Silent => actions.get(kind) == Action::Retry,
     }
 }
@@ -153,6 +154,7 @@ where
                 max_attempts: retry.max_attempts,
                 retryable: retryable(kind, &facts.actions) || attempt.outcome.transient,
                 defer_to_client,
+                creates: facts.creates,
                 backoff: full_jitter(
                     attempts.saturating_sub(1),
                     ms(retry.base_delay_ms),
@@ -234,6 +236,7 @@ where
         let attempt = match permit.pace(facts.deadline).await {
             Err(until) => Attempt::failed(Outcome {
                 retry_after: Some(until.saturating_duration_since(Instant::now())),
+                unsent: true,
                 ..Outcome::gateway(
                     Kind::RateLimited,
                     format!(
