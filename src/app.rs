@@ -205,6 +205,8 @@ fn panic_answer(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Str
     );
     tracing::error!("panic in the request path");
     let mut resp = gateway_envelope(&outcome).map(|_| envelope_text(&outcome));
+    // The gateway's own bug: an internal error, not a bad upstream.
+    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     // Counted as the server error it is, not as a client that left.
     resp.extensions_mut().insert(Panicked);
     resp

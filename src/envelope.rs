@@ -59,6 +59,9 @@ pub struct EnvelopeContext<'a> {
 /// knows better (CONTRACT.md §3), or a default per kind when there was no
 /// upstream error status.
 pub fn client_status(outcome: &Outcome) -> StatusCode {
+    if let Some(status) = outcome.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        return status;
+    }
     let upstream_error = outcome.upstream_status.filter(|s| (400..=599).contains(s));
     let upstream_or = |default: u16| upstream_error.unwrap_or(default);
     let code = match outcome.kind {
@@ -73,7 +76,9 @@ pub fn client_status(outcome: &Outcome) -> StatusCode {
         Kind::NotFound => upstream_or(404),
         Kind::PayloadTooLarge => upstream_or(413),
         Kind::RateLimited => upstream_or(429),
-        Kind::ServerError => upstream_or(500),
+        // An in-band error (a 200 whose body, or first stream event, was an
+        // error) and the gateway's own server errors: a bad gateway.
+        Kind::ServerError => upstream_or(502),
         Kind::Timeout => upstream_or(504),
         Kind::ConnectError | Kind::BadUpstreamResponse => 502,
         Kind::Overloaded | Kind::Shutdown => 503,

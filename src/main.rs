@@ -73,11 +73,13 @@ async fn run(config: backstop::config::Config) -> std::io::Result<()> {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "backstop listening on http://{local}");
     let _ = out.flush();
+    backstop::server::raise_fd_limit();
     backstop::server::serve(
         listener,
         app,
         backstop::server::shutdown_signal(),
         backstop::config::ms(config.shutdown.drain_timeout_ms),
+        &config.limits,
     )
     .await
 }

@@ -42,6 +42,9 @@ pub struct Outcome {
     /// failed before it was sent, or the gateway held it back): even a
     /// request that creates something may be sent again.
     pub unsent: bool,
+    /// The status of the gateway's own answer when its kind's usual one is
+    /// not the right one (408 for a request body that came too slowly).
+    pub status: Option<u16>,
 }
 
 impl Outcome {

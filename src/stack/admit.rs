@@ -259,7 +259,7 @@ fn overloaded(max_inflight: usize) -> Outcome {
 /// A request body that did not arrive in time: 408, never forwarded.
 fn too_slow(limit: Duration) -> Outcome {
     Outcome {
-        upstream_status: None,
+        status: Some(408),
         ..Outcome::gateway(
             Kind::BadRequest,
             format!(

@@ -6,8 +6,13 @@ use serde_json::{json, Value};
 use crate::{MockConfig, MockServer};
 
 pub(super) fn client() -> reqwest::Client {
+    // Bytes as sent: no decompression, whatever features the workspace
+    // turned on for reqwest.
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
         .build()
         .unwrap()
 }

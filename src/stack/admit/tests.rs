@@ -160,12 +160,12 @@ async fn a_failed_exchange_is_rendered_as_the_envelope_with_the_chains_tally() {
     });
     let record = record();
     let resp = svc.oneshot(request(CHAT, &record)).await.unwrap();
-    assert_eq!(resp.status(), 500);
+    assert_eq!(resp.status(), 502);
     assert_eq!(resp.headers()["x-backstop-attempts"], "2");
     let body: serde_json::Value = serde_json::from_str(&text(resp.into_body()).await).unwrap();
     assert_eq!(body["error"]["backstop"]["attempts"], 2);
     assert_eq!(body["error"]["backstop"]["target"], "default");
-    assert_eq!(record.snapshot().last.unwrap().status, 500);
+    assert_eq!(record.snapshot().last.unwrap().status, 502);
 }
 
 #[tokio::test(start_paused = true)]

@@ -124,7 +124,7 @@ async fn a_failure_is_recorded_once_with_the_attempts_the_record_holds() {
             r.attempts,
             r.completed
         ),
-        (id.as_str(), "server_error", 500, 3, true)
+        (id.as_str(), "server_error", 502, 3, true)
     );
 }
 

@@ -1,62 +1,17 @@
-//! Serving: the listener (TCP_NODELAY on every accepted connection), the
-//! readiness flag, and graceful shutdown — on the signal, stop accepting,
-//! let in-flight requests and streams finish, but no longer than the drain
-//! timeout.
+//! A gateway started in this process (tests, embedding), and the signal
+//! that starts a graceful shutdown.
 
-use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::app::{self, App};
 use crate::config::{ms, Config};
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains for at
-/// most `drain`.
-pub async fn serve(
-    listener: TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        // Latency over throughput: SSE events go out as soon as written.
-        let _ = tcp.set_nodelay(true);
-    });
-    let (draining_tx, draining_rx) = oneshot::channel::<()>();
-    let ready = app.ready.clone();
-    ready.store(true, Ordering::Relaxed);
-    let server = axum::serve(listener, app.router).with_graceful_shutdown(async move {
-        shutdown.await;
-        ready.store(false, Ordering::Relaxed);
-        tracing::info!(
-            drain_timeout_ms = drain.as_millis() as u64,
-            "shutting down: draining in-flight requests"
-        );
-        let _ = draining_tx.send(());
-    });
-    let server = server.into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        () = async {
-            if draining_rx.await.is_ok() {
-                tokio::time::sleep(drain).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!("drain timeout reached: closing the remaining connections");
-            Ok(())
-        }
-    }
-}
+use super::serve::serve;
 
 /// A gateway running in this process (tests, embedding).
 pub struct Running {
@@ -91,14 +46,16 @@ pub async fn start(config: Config) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let drain = ms(config.shutdown.drain_timeout_ms);
-    let task = tokio::spawn(serve(
-        listener,
-        app.clone(),
+    let limits = config.limits.clone();
+    let task = tokio::spawn({
+        let app = app.clone();
         async move {
-            let _ = rx.await;
-        },
-        drain,
-    ));
+            let signal = async move {
+                let _ = rx.await;
+            };
+            serve(listener, app, signal, drain, &limits).await
+        }
+    });
     Ok(Running {
         addr,
         app,

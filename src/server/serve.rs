@@ -1,0 +1,272 @@
+//! Serving: the accept loop with its limits, each connection under watch,
+//! and graceful shutdown — on the signal, stop accepting, let in-flight
+//! requests and streams finish, and at the drain deadline cut the answers
+//! still going (each is counted, a stream closes with its `shutdown`
+//! event) before the process exits.
+//!
+//! - At most `limits.max_connections` client connections (clamped to what
+//!   the process's file-descriptor limit allows): beyond it new ones wait in
+//!   the listen backlog, and the watchdogs close idle connections at once
+//!   so a waiting client — a liveness probe — is let in.
+//! - Accept errors (EMFILE, ENFILE, ECONNABORTED) are logged and survived.
+//! - HTTP/1.1 and HTTP/2 (prior knowledge) on the same port, with the head,
+//!   idle and keep-alive limits of [`super::conn`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+use crate::app::App;
+use crate::config::{ms, LimitsConfig};
+
+use super::conn::{ConnState, Pressure, Timeouts, Verdict, Watched};
+
+/// After the drain deadline cut what was left, the cut answers' last
+/// bytes get this long to go out.
+const CUT_GRACE: Duration = Duration::from_secs(2);
+
+/// File descriptors kept for everything but client connections (upstream
+/// connections take one per request in flight).
+const FD_RESERVE: u64 = 64;
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains for at
+/// most `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+    limits: &LimitsConfig,
+) -> io::Result<()> {
+    let max = max_connections(limits.max_connections);
+    let conns = Arc::new(Semaphore::new(max));
+    let pressure = Arc::new(Pressure::default());
+    let stopping = CancellationToken::new();
+    let timeouts = Timeouts {
+        header_read: ms(limits.header_read_timeout_ms),
+        idle: ms(limits.client_idle_timeout_ms),
+    };
+    let builder = Arc::new(builder(timeouts));
+    app.ready.store(true, Ordering::Relaxed);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = match conns.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // At the cap: idle connections are closed to make room.
+                pressure.set(true);
+                tokio::select! {
+                    permit = conns.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        pressure.set(conns.available_permits() == 0);
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let conn = Connection {
+                    builder: builder.clone(),
+                    router: app.router.clone(),
+                    timeouts,
+                    pressure: pressure.clone(),
+                    stopping: stopping.clone(),
+                };
+                tokio::spawn(conn.run(stream, permit));
+            }
+            Err(e) => {
+                // Out of file descriptors, a connection reset while queued:
+                // keep serving the others, and those still to come.
+                tracing::warn!(error = %e, "accepting a client connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    app.ready.store(false, Ordering::Relaxed);
+    tracing::info!(
+        drain_timeout_ms = drain.as_millis() as u64,
+        "shutting down: draining in-flight requests"
+    );
+    stopping.cancel();
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(drain, conns.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached: cutting the answers still in flight");
+        app.drain.cut();
+        let _ = tokio::time::timeout(CUT_GRACE, conns.acquire_many(all)).await;
+    }
+    Ok(())
+}
+
+/// The HTTP server settings: HTTP/1.1 keep-alive with hyper's own head
+/// timer as a backstop behind the watchdog's, and HTTP/2's stream and
+/// keep-alive limits.
+fn builder(t: Timeouts) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(t.header_read + t.idle);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(64 * 1024)
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// The connection cap, within what the file-descriptor limit allows (half
+/// of it for client connections, the rest for their upstream ones).
+fn max_connections(configured: usize) -> usize {
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return configured;
+    };
+    let room = usize::try_from(soft.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX);
+    if room < configured {
+        tracing::warn!(
+            configured,
+            allowed = room,
+            fd_limit = soft,
+            "limits.max_connections is more than the file-descriptor limit allows: capped"
+        );
+    }
+    configured.min(room).max(1)
+}
+
+/// Raises the soft file-descriptor limit to the hard one (the default soft
+/// limit, often 1024, is too low for a proxy: each request holds two).
+pub fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "file-descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the file-descriptor limit"),
+    }
+}
+
+/// What one connection task needs.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+    timeouts: Timeouts,
+    pressure: Arc<Pressure>,
+    stopping: CancellationToken,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, permit: OwnedSemaphorePermit) {
+        // Latency over throughput: SSE events go out as soon as written.
+        let _ = stream.set_nodelay(true);
+        let state = ConnState::new(Instant::now());
+        let io = TokioIo::new(Watched::new(stream, state.clone()));
+        let service = TowerToHyperService::new(Tracked {
+            inner: self.router,
+            state: state.clone(),
+        });
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let t = self.timeouts;
+        let tick = (t.header_read.min(t.idle) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut watchdog = tokio::time::interval(tick);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "client connection ended with an error");
+                    }
+                    break;
+                }
+                () = self.stopping.cancelled(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = watchdog.tick() => match state.verdict(Instant::now(), t, self.pressure.on()) {
+                    Verdict::Keep => {}
+                    Verdict::HeadTimeout => {
+                        tracing::debug!("closing a client connection: request head too slow (limits.header_read_timeout_ms)");
+                        break;
+                    }
+                    Verdict::Idle if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Verdict::Idle => break,
+                }
+            }
+        }
+        drop(permit);
+    }
+}
+
+/// The router, telling the connection when a request starts and when its
+/// answer is done (its body sent or dropped).
+#[derive(Clone)]
+struct Tracked {
+    inner: Router,
+    state: Arc<ConnState>,
+}
+
+/// Marks a request's answer done when dropped.
+struct Done(Arc<ConnState>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.request_done(Instant::now());
+    }
+}
+
+impl<B> Service<Request<B>> for Tracked
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request<Body>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.state.request_started(Instant::now());
+        let done = Done(self.state.clone());
+        let fut = self.inner.call(req.map(Body::new));
+        Box::pin(async move {
+            let Ok(resp) = fut.await;
+            Ok(resp.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _done = &done;
+                    frame
+                }))
+            }))
+        })
+    }
+}
