@@ -3,7 +3,7 @@
 # image (the default, last stage) is Debian slim with a non-root user and only
 # the gateway. The chaos upstream has its own stage for the compose demo
 # (`docker build --target mock .`).
-# Not exercised by CI (no Docker engine there); kept conventional on purpose.
+# Not built by CI (no Docker engine there); linted by hadolint (scripts/lint-deploy).
 
 FROM rust:1-slim-bookworm AS chef
 RUN cargo install cargo-chef --locked
@@ -20,7 +20,10 @@ COPY . .
 RUN cargo build --release -p backstop -p backstop-mock --bins
 
 FROM debian:bookworm-slim AS mock
-# curl only for the compose healthcheck.
+# curl only for the compose healthcheck. Not pinned to a Debian revision
+# (hadolint DL3008): bookworm's security updates replace it, and a pinned
+# revision stops resolving; the base image's tag fixes the distribution.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/* \
@@ -32,7 +35,9 @@ ENTRYPOINT ["/usr/local/bin/backstop-mock"]
 CMD ["--listen", "0.0.0.0:9090"]
 
 FROM debian:bookworm-slim AS runtime
-# curl only for the HEALTHCHECK; TLS roots are built into the binary (rustls + webpki roots).
+# curl only for the HEALTHCHECK (unpinned, as in the mock stage); TLS roots
+# are built into the binary (rustls + webpki roots).
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/* \
@@ -44,6 +49,8 @@ ENV BACKSTOP_CONFIG=/etc/backstop/backstop.toml \
     BACKSTOP_LISTEN=0.0.0.0:8080 \
     BACKSTOP_LOG__FORMAT=json
 EXPOSE 8080
+# Exec form: no shell in the loop. curl -f exits non-zero on a non-2xx answer
+# or no answer, and Docker counts any non-zero exit as a failed check.
 HEALTHCHECK --interval=10s --timeout=2s --start-period=5s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+    CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/backstop"]
