@@ -1,7 +1,8 @@
 //! `backstop-bench`: the load generator and orchestrator behind `bench/run`.
 //!
-//! It starts `backstop-mock`, `backstop` and nginx (see [`setup`]), measures
-//! them interleaved (see [`scenarios`]) with a single-threaded client (one
+//! It starts `backstop-mock`, `backstop`, nginx and the framework floor
+//! (`backstop-floor`, a bare hyper proxy; see [`setup`]), measures them
+//! interleaved (see [`scenarios`]) with a single-threaded client (one
 //! keep-alive HTTP/1.1 connection per worker, see [`client`], [`load`],
 //! [`stream`]), turns the aggregates into figures ([`figures`]) and writes
 //! `latest.json` and `latest.md` ([`report`]).
@@ -121,27 +122,29 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
     };
     let direct = target("direct", fleet.mock.addr, &[]);
     let nginx = target("nginx", fleet.nginx_addr, &nginx_pids);
+    let floor = target("floor", fleet.floor.addr, &[fleet.floor.proc.pid]);
     let backstop = target("backstop", fleet.backstop.addr, &[fleet.backstop.proc.pid]);
     let no_inspect = target(
         "backstop_no_inspect",
         fleet.backstop_no_inspect.addr,
         &[fleet.backstop_no_inspect.proc.pid],
     );
-    let main3 = [direct.clone(), nginx.clone(), backstop.clone()];
+    let proxies = [direct.clone(), nginx.clone(), floor, backstop];
 
     let idle_nginx = idle_rss(&fleet.nginx)?;
+    let idle_floor = idle_rss(&fleet.floor.proc)?;
     let idle_backstop = idle_rss(&fleet.backstop.proc)?;
     fleet.check().await?;
 
     eprintln!("warm-up");
-    let mut all4 = main3.to_vec();
-    all4.push(no_inspect);
-    scenarios::warm_up(plan, &all4).await?;
+    let mut all = proxies.to_vec();
+    all.push(no_inspect);
+    scenarios::warm_up(plan, &all).await?;
 
     let mut latency = Vec::new();
     let last = plan.latency.len().saturating_sub(1);
     for (i, step) in plan.latency.iter().enumerate() {
-        let targets = if i == last { &all4[..] } else { &main3[..] };
+        let targets = if i == last { &all[..] } else { &proxies[..] };
         let aggs = scenarios::latency(plan, step, targets).await?;
         let by_target: BTreeMap<_, _> = aggs
             .iter()
@@ -164,14 +167,14 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
         "stream 64×20ms",
         &plan.paced,
         &Call::chat_stream(CHUNKS, 20),
-        &main3,
+        &proxies,
     )
     .await?;
     let unpaced = scenarios::streaming(
         "stream 64×0ms",
         &plan.unpaced,
         &Call::chat_stream(CHUNKS, 0),
-        &main3,
+        &proxies,
     )
     .await?;
 
@@ -192,6 +195,7 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
 
     let mut mem = BTreeMap::new();
     mem.insert("nginx", memory(&fleet.nginx, idle_nginx)?);
+    mem.insert("floor", memory(&fleet.floor.proc, idle_floor)?);
     mem.insert("backstop", memory(&fleet.backstop.proc, idle_backstop)?);
 
     let top = latency.last();
@@ -204,8 +208,10 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
     machine.loadavg_end = machine::loadavg();
     let mut report = Report {
         throughput_backstop_over_nginx: ratio(rps("backstop"), rps("nginx")),
+        throughput_backstop_over_floor: ratio(rps("backstop"), rps("floor")),
         throughput_inspect_on_over_off: ratio(rps("backstop"), rps("backstop_no_inspect")),
-        cpu_backstop_over_nginx: report::cpu_ratio(&latency, top_conc),
+        cpu_backstop_over_nginx: report::cpu_ratio(&latency, top_conc, "nginx"),
+        cpu_backstop_over_floor: report::cpu_ratio(&latency, top_conc, "floor"),
         throughput_rps,
         machine,
         plan: plan.clone(),

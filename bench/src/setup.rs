@@ -1,9 +1,10 @@
 //! Starting what is measured, each on a 127.0.0.1 port: two chaos upstreams
 //! (`backstop-mock`, one always `ok` and one with 5 % 429/503), three
 //! gateways (`backstop` as users run it, the same with inspection off, the
-//! same against the faulty mock with 10 ms retry backoff) and nginx with one
-//! server per mock; then waiting until each answers and checking that a
-//! chat completion and a stream go through every path.
+//! same against the faulty mock with 10 ms retry backoff), nginx with one
+//! server per mock and the framework floor (`backstop-floor`, a bare hyper
+//! proxy) in front of the `ok` mock; then waiting until each answers and
+//! checking that a chat completion and a stream go through every path.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub struct Fleet {
     pub backstop: Service,
     pub backstop_no_inspect: Service,
     pub backstop_faults: Service,
+    pub floor: Service,
     pub nginx: Proc,
     pub nginx_addr: SocketAddr,
     pub nginx_faults_addr: SocketAddr,
@@ -90,6 +92,16 @@ async fn start_backstop(
     Ok(Service { proc, addr })
 }
 
+/// Starts the framework floor (`backstop-floor`) in front of `upstream`.
+async fn start_floor(paths: &Paths, upstream: SocketAddr) -> Result<Service> {
+    let mut cmd = base_command(&paths.repo.join("target/release/backstop-floor"));
+    cmd.args(["--listen", "127.0.0.1:0", "--upstream"])
+        .arg(upstream.to_string());
+    let log = paths.work.join("floor.log");
+    let (proc, addr) = Proc::spawn_listening("floor", cmd, "backstop-floor", &log).await?;
+    Ok(Service { proc, addr })
+}
+
 /// Polls `GET path` at `addr` until it answers 200.
 async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str) -> Result<()> {
     let start = Instant::now();
@@ -131,6 +143,7 @@ impl Fleet {
             &[("BACKSTOP_RETRY__BASE_DELAY_MS", "10")],
         )
         .await?;
+        let mut floor = start_floor(paths, mock.addr).await?;
         let nginx_addr = nginx::free_port()?;
         let nginx_faults_addr = nginx::free_port()?;
         let mut nginx_proc = nginx::start(
@@ -151,6 +164,7 @@ impl Fleet {
         ] {
             wait_ready(&mut s.proc, s.addr, "/readyz").await?;
         }
+        wait_ready(&mut floor.proc, floor.addr, "/v1/models").await?;
         wait_ready(&mut nginx_proc, nginx_addr, "/v1/models")
             .await
             .with_context(|| format!("see {}", paths.work.join("nginx-error.log").display()))?;
@@ -161,6 +175,7 @@ impl Fleet {
             backstop,
             backstop_no_inspect,
             backstop_faults,
+            floor,
             nginx: nginx_proc,
             nginx_addr,
             nginx_faults_addr,
@@ -174,6 +189,7 @@ impl Fleet {
         for (name, addr) in [
             ("direct", self.mock.addr),
             ("nginx", self.nginx_addr),
+            ("floor", self.floor.addr),
             ("backstop", self.backstop.addr),
             ("backstop-no-inspect", self.backstop_no_inspect.addr),
         ] {
@@ -201,6 +217,7 @@ impl Fleet {
             self.backstop,
             self.backstop_no_inspect,
             self.backstop_faults,
+            self.floor,
             self.mock,
             self.faulty_mock,
         ] {
