@@ -8,7 +8,10 @@
 //! `latest.json` and `latest.md` ([`report`]).
 //!
 //! Usage: `backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]`
-//! (`bench/run` passes all of these); `backstop-bench load ADDR CONC SECONDS`
+//! (`bench/run` passes all of these); `backstop-bench --soak [--minutes N]
+//! --repo DIR --work DIR --out DIR` runs the soak instead ([`soak`]: mixed
+//! traffic, faults and slow clients against backstop for N minutes, writes
+//! `soak.json` and `soak.md`); `backstop-bench load ADDR CONC SECONDS`
 //! and `backstop-bench stream ADDR CONC SECONDS DELAY_MS` put chat-completion
 //! or streaming load on one address (for profiling and debugging).
 
@@ -22,6 +25,12 @@ mod procs;
 mod report;
 mod scenarios;
 mod setup;
+mod slow;
+mod slow_stats;
+mod soak;
+mod soak_check;
+mod soak_clients;
+mod soak_report;
 mod stream;
 mod table;
 
@@ -44,30 +53,53 @@ use crate::stream::StreamSet;
 
 struct Args {
     smoke: bool,
+    /// `--soak`: its length in minutes.
+    soak: Option<f64>,
     paths: Paths,
     out: PathBuf,
 }
 
+const USAGE: &str =
+    "usage: backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]\n       \
+     backstop-bench --soak [--minutes N] --repo DIR --work DIR --out DIR";
+
 fn parse_args() -> Result<Args> {
-    let mut smoke = false;
+    let (mut smoke, mut soak, mut minutes) = (false, false, None);
     let (mut repo, mut nginx, mut work, mut out) = (None, None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--smoke" => smoke = true,
+            "--soak" => soak = true,
+            "--minutes" => minutes = Some(value()?.parse::<f64>().context("--minutes")?),
             "--repo" => repo = Some(PathBuf::from(value()?)),
             "--nginx" => nginx = Some(PathBuf::from(value()?)),
             "--work" => work = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
-            _ => bail!("unknown argument {arg:?}; usage: backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]"),
+            _ => bail!("unknown argument {arg:?}; {USAGE}"),
         }
     }
+    let soak = match (soak, minutes) {
+        (true, m) => Some(m.unwrap_or(10.0)),
+        (false, None) => None,
+        (false, Some(_)) => bail!("--minutes goes with --soak; {USAGE}"),
+    };
+    if soak.is_some_and(|m| !(m > 0.0 && m <= 24.0 * 60.0)) {
+        bail!("--minutes must be more than 0 and at most a day");
+    }
+    // The soak does not use nginx.
+    let nginx = match (nginx, soak) {
+        (Some(n), _) => n,
+        (None, Some(_)) => PathBuf::new(),
+        (None, None) => bail!("--nginx is required; {USAGE}"),
+    };
     Ok(Args {
         smoke,
+        soak,
         paths: Paths {
             repo: repo.context("--repo is required")?,
-            nginx: nginx.context("--nginx is required")?,
+            nginx,
             work: work.context("--work is required")?,
         },
         out: out.context("--out is required")?,
@@ -276,12 +308,16 @@ async fn run() -> Result<()> {
         _ => {}
     }
     let args = parse_args()?;
+    if let Some(minutes) = args.soak {
+        std::fs::create_dir_all(&args.out)?;
+        return soak::run(&args.paths, minutes, &args.out).await;
+    }
     let plan = if args.smoke {
         Plan::smoke()
     } else {
         Plan::full()
     };
-    let machine = Machine::describe(&args.paths.repo, &args.paths.nginx, procs::clk_tck());
+    let machine = Machine::describe(&args.paths.repo, Some(&args.paths.nginx), procs::clk_tck());
     std::fs::create_dir_all(&args.out)?;
     eprintln!(
         "backstop-bench: {} run; starting the mocks, the gateways and nginx",

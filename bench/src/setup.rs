@@ -46,7 +46,7 @@ pub struct Fleet {
 pub struct Paths {
     /// The repository root (its `target/release` holds the binaries).
     pub repo: PathBuf,
-    /// The nginx binary.
+    /// The nginx binary (empty for the soak, which does not use it).
     pub nginx: PathBuf,
     /// Scratch directory: logs, nginx config and temp files.
     pub work: PathBuf,
@@ -60,18 +60,18 @@ fn base_command(bin: &Path) -> Command {
     cmd
 }
 
-async fn start_mock(paths: &Paths, name: &str, mix: &str) -> Result<Service> {
+/// Starts `backstop-mock` with `args` (`--mix ...`) besides its address.
+pub async fn start_mock(paths: &Paths, name: &str, args: &[&str]) -> Result<Service> {
     let mut cmd = base_command(&paths.repo.join("target/release/backstop-mock"));
-    cmd.args(["--listen", "127.0.0.1:0"]);
-    if !mix.is_empty() {
-        cmd.args(["--mix", mix]);
-    }
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
     let log = paths.work.join(format!("{name}.log"));
     let (proc, addr) = Proc::spawn_listening(name, cmd, "backstop-mock", &log).await?;
     Ok(Service { proc, addr })
 }
 
-async fn start_backstop(
+/// Starts `backstop` (release, `config/backstop.toml`, logs at `warn`) in
+/// front of `upstream`, with `extra` environment variables.
+pub async fn start_backstop(
     paths: &Paths,
     name: &str,
     upstream: SocketAddr,
@@ -103,7 +103,7 @@ async fn start_floor(paths: &Paths, upstream: SocketAddr) -> Result<Service> {
 }
 
 /// Polls `GET path` at `addr` until it answers 200.
-async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str) -> Result<()> {
+pub async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str) -> Result<()> {
     let start = Instant::now();
     let call = Call::get(path);
     loop {
@@ -126,8 +126,8 @@ async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str) -> Result<()>
 impl Fleet {
     /// Starts everything and waits until each answers.
     pub async fn start(paths: &Paths) -> Result<Fleet> {
-        let mut mock = start_mock(paths, "mock", "").await?;
-        let mut faulty_mock = start_mock(paths, "mock-faults", FAULT_MIX).await?;
+        let mut mock = start_mock(paths, "mock", &[]).await?;
+        let mut faulty_mock = start_mock(paths, "mock-faults", &["--mix", FAULT_MIX]).await?;
         let mut backstop = start_backstop(paths, "backstop", mock.addr, &[]).await?;
         let mut backstop_no_inspect = start_backstop(
             paths,
