@@ -21,7 +21,7 @@ pub struct Machine {
     pub loadavg_start: String,
     /// /proc/loadavg when it ended.
     pub loadavg_end: String,
-    /// `nginx -v`.
+    /// `nginx -v` (empty when nginx is not part of the run).
     pub nginx_version: String,
     /// The backstop commit (`git rev-parse --short HEAD`).
     pub backstop_commit: String,
@@ -58,7 +58,7 @@ pub fn loadavg() -> String {
 
 impl Machine {
     /// Describes this machine.
-    pub fn describe(repo: &Path, nginx: &Path, clk_tck: u64) -> Machine {
+    pub fn describe(repo: &Path, nginx: Option<&Path>, clk_tck: u64) -> Machine {
         let cpuinfo = read("/proc/cpuinfo");
         let cpu_model = cpuinfo
             .lines()
@@ -79,7 +79,9 @@ impl Machine {
             mem_total_mib,
             loadavg_start: loadavg(),
             loadavg_end: String::new(),
-            nginx_version: output(&nginx.display().to_string(), &["-v"]),
+            nginx_version: nginx
+                .map(|n| output(&n.display().to_string(), &["-v"]))
+                .unwrap_or_default(),
             backstop_commit: output("git", &["-C", &repo, "rev-parse", "--short", "HEAD"]),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -1,13 +1,17 @@
 //! `backstop-bench`: the load generator and orchestrator behind `bench/run`.
 //!
-//! It starts `backstop-mock`, `backstop` and nginx (see [`setup`]), measures
-//! them interleaved (see [`scenarios`]) with a single-threaded client (one
+//! It starts `backstop-mock`, `backstop`, nginx and the framework floor
+//! (`backstop-floor`, a bare hyper proxy; see [`setup`]), measures them
+//! interleaved (see [`scenarios`]) with a single-threaded client (one
 //! keep-alive HTTP/1.1 connection per worker, see [`client`], [`load`],
 //! [`stream`]), turns the aggregates into figures ([`figures`]) and writes
 //! `latest.json` and `latest.md` ([`report`]).
 //!
 //! Usage: `backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]`
-//! (`bench/run` passes all of these); `backstop-bench load ADDR CONC SECONDS`
+//! (`bench/run` passes all of these); `backstop-bench --soak [--minutes N]
+//! --repo DIR --work DIR --out DIR` runs the soak instead ([`soak`]: mixed
+//! traffic, faults and slow clients against backstop for N minutes, writes
+//! `soak.json` and `soak.md`); `backstop-bench load ADDR CONC SECONDS`
 //! and `backstop-bench stream ADDR CONC SECONDS DELAY_MS` put chat-completion
 //! or streaming load on one address (for profiling and debugging).
 
@@ -21,6 +25,12 @@ mod procs;
 mod report;
 mod scenarios;
 mod setup;
+mod slow;
+mod slow_stats;
+mod soak;
+mod soak_check;
+mod soak_clients;
+mod soak_report;
 mod stream;
 mod table;
 
@@ -43,30 +53,53 @@ use crate::stream::StreamSet;
 
 struct Args {
     smoke: bool,
+    /// `--soak`: its length in minutes.
+    soak: Option<f64>,
     paths: Paths,
     out: PathBuf,
 }
 
+const USAGE: &str =
+    "usage: backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]\n       \
+     backstop-bench --soak [--minutes N] --repo DIR --work DIR --out DIR";
+
 fn parse_args() -> Result<Args> {
-    let mut smoke = false;
+    let (mut smoke, mut soak, mut minutes) = (false, false, None);
     let (mut repo, mut nginx, mut work, mut out) = (None, None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--smoke" => smoke = true,
+            "--soak" => soak = true,
+            "--minutes" => minutes = Some(value()?.parse::<f64>().context("--minutes")?),
             "--repo" => repo = Some(PathBuf::from(value()?)),
             "--nginx" => nginx = Some(PathBuf::from(value()?)),
             "--work" => work = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
-            _ => bail!("unknown argument {arg:?}; usage: backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]"),
+            _ => bail!("unknown argument {arg:?}; {USAGE}"),
         }
     }
+    let soak = match (soak, minutes) {
+        (true, m) => Some(m.unwrap_or(10.0)),
+        (false, None) => None,
+        (false, Some(_)) => bail!("--minutes goes with --soak; {USAGE}"),
+    };
+    if soak.is_some_and(|m| !(m > 0.0 && m <= 24.0 * 60.0)) {
+        bail!("--minutes must be more than 0 and at most a day");
+    }
+    // The soak does not use nginx.
+    let nginx = match (nginx, soak) {
+        (Some(n), _) => n,
+        (None, Some(_)) => PathBuf::new(),
+        (None, None) => bail!("--nginx is required; {USAGE}"),
+    };
     Ok(Args {
         smoke,
+        soak,
         paths: Paths {
             repo: repo.context("--repo is required")?,
-            nginx: nginx.context("--nginx is required")?,
+            nginx,
             work: work.context("--work is required")?,
         },
         out: out.context("--out is required")?,
@@ -121,27 +154,29 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
     };
     let direct = target("direct", fleet.mock.addr, &[]);
     let nginx = target("nginx", fleet.nginx_addr, &nginx_pids);
+    let floor = target("floor", fleet.floor.addr, &[fleet.floor.proc.pid]);
     let backstop = target("backstop", fleet.backstop.addr, &[fleet.backstop.proc.pid]);
     let no_inspect = target(
         "backstop_no_inspect",
         fleet.backstop_no_inspect.addr,
         &[fleet.backstop_no_inspect.proc.pid],
     );
-    let main3 = [direct.clone(), nginx.clone(), backstop.clone()];
+    let proxies = [direct.clone(), nginx.clone(), floor, backstop];
 
     let idle_nginx = idle_rss(&fleet.nginx)?;
+    let idle_floor = idle_rss(&fleet.floor.proc)?;
     let idle_backstop = idle_rss(&fleet.backstop.proc)?;
     fleet.check().await?;
 
     eprintln!("warm-up");
-    let mut all4 = main3.to_vec();
-    all4.push(no_inspect);
-    scenarios::warm_up(plan, &all4).await?;
+    let mut all = proxies.to_vec();
+    all.push(no_inspect);
+    scenarios::warm_up(plan, &all).await?;
 
     let mut latency = Vec::new();
     let last = plan.latency.len().saturating_sub(1);
     for (i, step) in plan.latency.iter().enumerate() {
-        let targets = if i == last { &all4[..] } else { &main3[..] };
+        let targets = if i == last { &all[..] } else { &proxies[..] };
         let aggs = scenarios::latency(plan, step, targets).await?;
         let by_target: BTreeMap<_, _> = aggs
             .iter()
@@ -164,14 +199,14 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
         "stream 64×20ms",
         &plan.paced,
         &Call::chat_stream(CHUNKS, 20),
-        &main3,
+        &proxies,
     )
     .await?;
     let unpaced = scenarios::streaming(
         "stream 64×0ms",
         &plan.unpaced,
         &Call::chat_stream(CHUNKS, 0),
-        &main3,
+        &proxies,
     )
     .await?;
 
@@ -192,6 +227,7 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
 
     let mut mem = BTreeMap::new();
     mem.insert("nginx", memory(&fleet.nginx, idle_nginx)?);
+    mem.insert("floor", memory(&fleet.floor.proc, idle_floor)?);
     mem.insert("backstop", memory(&fleet.backstop.proc, idle_backstop)?);
 
     let top = latency.last();
@@ -204,8 +240,10 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
     machine.loadavg_end = machine::loadavg();
     let mut report = Report {
         throughput_backstop_over_nginx: ratio(rps("backstop"), rps("nginx")),
+        throughput_backstop_over_floor: ratio(rps("backstop"), rps("floor")),
         throughput_inspect_on_over_off: ratio(rps("backstop"), rps("backstop_no_inspect")),
-        cpu_backstop_over_nginx: report::cpu_ratio(&latency, top_conc),
+        cpu_backstop_over_nginx: report::cpu_ratio(&latency, top_conc, "nginx"),
+        cpu_backstop_over_floor: report::cpu_ratio(&latency, top_conc, "floor"),
         throughput_rps,
         machine,
         plan: plan.clone(),
@@ -270,12 +308,16 @@ async fn run() -> Result<()> {
         _ => {}
     }
     let args = parse_args()?;
+    if let Some(minutes) = args.soak {
+        std::fs::create_dir_all(&args.out)?;
+        return soak::run(&args.paths, minutes, &args.out).await;
+    }
     let plan = if args.smoke {
         Plan::smoke()
     } else {
         Plan::full()
     };
-    let machine = Machine::describe(&args.paths.repo, &args.paths.nginx, procs::clk_tck());
+    let machine = Machine::describe(&args.paths.repo, Some(&args.paths.nginx), procs::clk_tck());
     std::fs::create_dir_all(&args.out)?;
     eprintln!(
         "backstop-bench: {} run; starting the mocks, the gateways and nginx",

@@ -1,4 +1,4 @@
-//! How much each scenario runs: the full plan (about 5 minutes of
+//! How much each scenario runs: the full plan (about 6 minutes of
 //! measurement) and the smoke plan (tiny counts, proves the harness runs end
 //! to end). Every scenario repeats in rounds, each round visiting every
 //! target in turn, so machine noise falls on all of them alike.

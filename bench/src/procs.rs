@@ -2,7 +2,8 @@
 //! picks or is given), reading the one `... listening on http://ADDR` line,
 //! stopping them by pid, and what `/proc` says about them — CPU time
 //! (utime + stime) and resident memory (VmRSS, VmHWM), summed over a process
-//! and its direct children (nginx's master and worker).
+//! and its direct children (nginx's master and worker), and its open file
+//! descriptors.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -173,6 +174,13 @@ fn parse_status_kib(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Open file descriptors of one process (entries of `/proc/<pid>/fd`).
+pub fn fd_count(pid: u32) -> Result<u64> {
+    let dir =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).with_context(|| format!("/proc/{pid}/fd"))?;
+    Ok(dir.count() as u64)
+}
+
 /// CPU ticks and memory of a group of processes, summed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
@@ -223,5 +231,7 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_ticks(pid).is_ok());
         assert!(status_kib(pid, "VmRSS").is_ok_and(|k| k > 0));
+        assert!(status_kib(pid, "Threads").is_ok_and(|n| n > 0));
+        assert!(fd_count(pid).is_ok_and(|n| n >= 3));
     }
 }

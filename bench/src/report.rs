@@ -1,6 +1,6 @@
 //! The report: every figure as JSON (`latest.json`) and as one markdown
-//! table (`latest.md`, rows per metric, columns direct / nginx / backstop /
-//! target / met?) with the machine described. Targets are judged here, on
+//! table (`latest.md`, rows per metric, columns direct / nginx / floor /
+//! backstop / target / met?) with the machine described. Targets are judged here, on
 //! backstop's figures; nothing is asserted (a smoke run's figures mean
 //! nothing on a shared machine).
 
@@ -52,9 +52,12 @@ pub struct Report {
     /// Requests per second at the highest concurrency, per target.
     pub throughput_rps: BTreeMap<&'static str, Option<f64>>,
     pub throughput_backstop_over_nginx: Option<f64>,
+    /// backstop / the framework floor (a bare hyper proxy).
+    pub throughput_backstop_over_floor: Option<f64>,
     /// backstop (inspection on) / backstop with `inspect.max_body_bytes = 1`.
     pub throughput_inspect_on_over_off: Option<f64>,
     pub cpu_backstop_over_nginx: Option<f64>,
+    pub cpu_backstop_over_floor: Option<f64>,
     pub memory: BTreeMap<&'static str, Memory>,
     pub paced: StreamScenario,
     pub unpaced: StreamScenario,
@@ -173,9 +176,9 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "| metric | direct | nginx | backstop | target | met? |"
+            "| metric | direct | nginx | floor | backstop | target | met? |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
         for row in crate::table::rows(self) {
             let _ = writeln!(out, "| {} |", row.join(" | "));
         }
@@ -183,7 +186,9 @@ impl Report {
             out,
             "\nLatencies are from sending the request to its last body byte, µs; \"added\" = \
              proxy − direct at the same percentile. Throughput and CPU come from the c={} \
-             segments. nginx's CPU and RSS are its master + worker summed. Inspection off = \
+             segments. nginx's CPU and RSS are its master + worker summed. floor = a bare hyper \
+             reverse proxy (`backstop-floor`): what a Rust proxy on backstop's stack costs with \
+             no layers. Inspection off = \
              backstop with `BACKSTOP_INSPECT__MAX_BODY_BYTES=1`. Faults: mock mix `{}`, backstop \
              with `BACKSTOP_RETRY__BASE_DELAY_MS=10`.",
             self.latency.last().map_or(0, |l| l.conc),
@@ -193,9 +198,9 @@ impl Report {
     }
 }
 
-/// backstop's / nginx's CPU per request at concurrency `conc`.
-pub fn cpu_ratio(latency: &[LatencyAt], conc: usize) -> Option<f64> {
+/// backstop's CPU per request over `other`'s at concurrency `conc`.
+pub fn cpu_ratio(latency: &[LatencyAt], conc: usize, other: &str) -> Option<f64> {
     let l = latency.iter().find(|l| l.conc == conc)?;
     let cpu = |t: &str| l.by_target.get(t).and_then(|x| x.cpu_ms_per_1k);
-    ratio(cpu("backstop"), cpu("nginx"))
+    ratio(cpu("backstop"), cpu(other))
 }

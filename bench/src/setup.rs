@@ -1,9 +1,10 @@
 //! Starting what is measured, each on a 127.0.0.1 port: two chaos upstreams
 //! (`backstop-mock`, one always `ok` and one with 5 % 429/503), three
 //! gateways (`backstop` as users run it, the same with inspection off, the
-//! same against the faulty mock with 10 ms retry backoff) and nginx with one
-//! server per mock; then waiting until each answers and checking that a
-//! chat completion and a stream go through every path.
+//! same against the faulty mock with 10 ms retry backoff), nginx with one
+//! server per mock and the framework floor (`backstop-floor`, a bare hyper
+//! proxy) in front of the `ok` mock; then waiting until each answers and
+//! checking that a chat completion and a stream go through every path.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub struct Fleet {
     pub backstop: Service,
     pub backstop_no_inspect: Service,
     pub backstop_faults: Service,
+    pub floor: Service,
     pub nginx: Proc,
     pub nginx_addr: SocketAddr,
     pub nginx_faults_addr: SocketAddr,
@@ -44,7 +46,7 @@ pub struct Fleet {
 pub struct Paths {
     /// The repository root (its `target/release` holds the binaries).
     pub repo: PathBuf,
-    /// The nginx binary.
+    /// The nginx binary (empty for the soak, which does not use it).
     pub nginx: PathBuf,
     /// Scratch directory: logs, nginx config and temp files.
     pub work: PathBuf,
@@ -58,18 +60,18 @@ fn base_command(bin: &Path) -> Command {
     cmd
 }
 
-async fn start_mock(paths: &Paths, name: &str, mix: &str) -> Result<Service> {
+/// Starts `backstop-mock` with `args` (`--mix ...`) besides its address.
+pub async fn start_mock(paths: &Paths, name: &str, args: &[&str]) -> Result<Service> {
     let mut cmd = base_command(&paths.repo.join("target/release/backstop-mock"));
-    cmd.args(["--listen", "127.0.0.1:0"]);
-    if !mix.is_empty() {
-        cmd.args(["--mix", mix]);
-    }
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
     let log = paths.work.join(format!("{name}.log"));
     let (proc, addr) = Proc::spawn_listening(name, cmd, "backstop-mock", &log).await?;
     Ok(Service { proc, addr })
 }
 
-async fn start_backstop(
+/// Starts `backstop` (release, `config/backstop.toml`, logs at `warn`) in
+/// front of `upstream`, with `extra` environment variables.
+pub async fn start_backstop(
     paths: &Paths,
     name: &str,
     upstream: SocketAddr,
@@ -90,8 +92,18 @@ async fn start_backstop(
     Ok(Service { proc, addr })
 }
 
+/// Starts the framework floor (`backstop-floor`) in front of `upstream`.
+async fn start_floor(paths: &Paths, upstream: SocketAddr) -> Result<Service> {
+    let mut cmd = base_command(&paths.repo.join("target/release/backstop-floor"));
+    cmd.args(["--listen", "127.0.0.1:0", "--upstream"])
+        .arg(upstream.to_string());
+    let log = paths.work.join("floor.log");
+    let (proc, addr) = Proc::spawn_listening("floor", cmd, "backstop-floor", &log).await?;
+    Ok(Service { proc, addr })
+}
+
 /// Polls `GET path` at `addr` until it answers 200.
-async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str) -> Result<()> {
+pub async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str) -> Result<()> {
     let start = Instant::now();
     let call = Call::get(path);
     loop {
@@ -114,8 +126,8 @@ async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str) -> Result<()>
 impl Fleet {
     /// Starts everything and waits until each answers.
     pub async fn start(paths: &Paths) -> Result<Fleet> {
-        let mut mock = start_mock(paths, "mock", "").await?;
-        let mut faulty_mock = start_mock(paths, "mock-faults", FAULT_MIX).await?;
+        let mut mock = start_mock(paths, "mock", &[]).await?;
+        let mut faulty_mock = start_mock(paths, "mock-faults", &["--mix", FAULT_MIX]).await?;
         let mut backstop = start_backstop(paths, "backstop", mock.addr, &[]).await?;
         let mut backstop_no_inspect = start_backstop(
             paths,
@@ -131,6 +143,7 @@ impl Fleet {
             &[("BACKSTOP_RETRY__BASE_DELAY_MS", "10")],
         )
         .await?;
+        let mut floor = start_floor(paths, mock.addr).await?;
         let nginx_addr = nginx::free_port()?;
         let nginx_faults_addr = nginx::free_port()?;
         let mut nginx_proc = nginx::start(
@@ -151,6 +164,7 @@ impl Fleet {
         ] {
             wait_ready(&mut s.proc, s.addr, "/readyz").await?;
         }
+        wait_ready(&mut floor.proc, floor.addr, "/v1/models").await?;
         wait_ready(&mut nginx_proc, nginx_addr, "/v1/models")
             .await
             .with_context(|| format!("see {}", paths.work.join("nginx-error.log").display()))?;
@@ -161,6 +175,7 @@ impl Fleet {
             backstop,
             backstop_no_inspect,
             backstop_faults,
+            floor,
             nginx: nginx_proc,
             nginx_addr,
             nginx_faults_addr,
@@ -174,6 +189,7 @@ impl Fleet {
         for (name, addr) in [
             ("direct", self.mock.addr),
             ("nginx", self.nginx_addr),
+            ("floor", self.floor.addr),
             ("backstop", self.backstop.addr),
             ("backstop-no-inspect", self.backstop_no_inspect.addr),
         ] {
@@ -201,6 +217,7 @@ impl Fleet {
             self.backstop,
             self.backstop_no_inspect,
             self.backstop_faults,
+            self.floor,
             self.mock,
             self.faulty_mock,
         ] {
