@@ -45,6 +45,7 @@ use crate::envelope::{self, EnvelopeContext};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::proxy::targets::{Targets, TargetsError};
+use crate::secrets::{bearer_token, constant_time_eq, Secrets};
 use crate::stack::admit::AdmitLayer;
 use crate::stack::exchange::ExchangeService;
 use crate::stack::inspect::InspectLayer;
@@ -57,6 +58,9 @@ use crate::taxonomy::Kind;
 #[derive(Clone)]
 pub struct App {
     pub router: Router,
+    /// Only the ops endpoints (`/healthz`, `/readyz`, `/metrics`,
+    /// `/debug/failures`), for `ops_listen`.
+    pub ops_router: Router,
     pub metrics: Arc<Metrics>,
     /// `/readyz` answers 200 while this is true (set once serving, cleared
     /// when draining).
@@ -120,18 +124,22 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         metrics: metrics.clone(),
         ready: ready.clone(),
         failures,
-        admin_token: Arc::from(config.debug.admin_token.as_str()),
+        admin_token: Arc::from(config.debug.admin_token.expose()),
     };
-    let router = Router::new()
+    let ops_routes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .route("/debug/failures", get(debug_failures))
+        .route("/debug/failures", get(debug_failures));
+    let router = ops_routes
+        .clone()
         .route_service("/v1/{*rest}", proxy)
         .fallback(not_found)
-        .with_state(ops);
+        .with_state(ops.clone());
+    let ops_router = ops_routes.fallback(not_found).with_state(ops);
     Ok(App {
         router,
+        ops_router,
         metrics,
         ready,
         drain,
@@ -161,10 +169,7 @@ async fn debug_failures(State(ops): State<Ops>, headers: http::HeaderMap) -> Res
     let Some(log) = &ops.failures else {
         return not_found(http::Uri::from_static("/debug/failures")).await;
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = bearer_token(&headers);
     if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), ops.admin_token.as_bytes())) {
         let outcome = Outcome::gateway(
             Kind::Unauthorized,
@@ -177,12 +182,6 @@ async fn debug_failures(State(ops): State<Ops>, headers: http::HeaderMap) -> Res
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .unwrap_or_default()
-}
-
-/// Compares without an early exit, so the token cannot be guessed byte by
-/// byte from response times.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Paths outside `/v1` and the ops endpoints: a 404 envelope that says where
@@ -220,13 +219,16 @@ fn envelope_text(outcome: &Outcome) -> String {
     String::from_utf8_lossy(&envelope::body(outcome, &gateway_context(&uuid()))).into_owned()
 }
 
+/// The gateway's own answers outside the stack echo nothing of a client's.
+static NO_SECRETS: std::sync::LazyLock<Secrets> = std::sync::LazyLock::new(Secrets::default);
+
 fn gateway_context(request_id: &str) -> EnvelopeContext<'_> {
     EnvelopeContext {
         target: None,
         attempt_kinds: &[],
         attempts: 0,
         request_id,
-        secrets: &[],
+        secrets: &NO_SECRETS,
         max_attempts: 1,
     }
 }

@@ -27,6 +27,7 @@ use http::{HeaderMap, Method, Response, Uri};
 use crate::facts::RequestFacts;
 use crate::inspect::StreamEnd;
 use crate::outcome::Outcome;
+use crate::path::ClientPath;
 use crate::proxy::upstream::Upstream;
 use crate::ratelimit::advertised::Advertised;
 use crate::record::{Finish, Record};
@@ -37,6 +38,8 @@ use crate::taxonomy::Kind;
 pub struct Call {
     pub method: Method,
     pub uri: Uri,
+    /// The checked path the upstream URI is built from.
+    pub path: ClientPath,
     /// The client's headers, as received.
     pub headers: HeaderMap,
     /// The buffered body, replayed by every attempt.

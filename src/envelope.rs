@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::outcome::Outcome;
 use crate::ratelimit::after::client_retry_after;
+use crate::secrets::Secrets;
 use crate::taxonomy::Kind;
 
 /// What replaces a secret found in upstream text.
@@ -43,9 +44,8 @@ pub struct EnvelopeContext<'a> {
     pub attempts: u32,
     /// This request's `x-request-id`.
     pub request_id: &'a str,
-    /// Values that must never be echoed (the API keys in play); empty
-    /// strings are ignored.
-    pub secrets: &'a [&'a str],
+    /// Values that must never be echoed (the credentials in play).
+    pub secrets: &'a Secrets,
     /// `retry.max_attempts`: with 1, retryable failures leave the retrying
     /// to the client (no `x-should-retry: false`).
     pub max_attempts: u32,
@@ -178,7 +178,7 @@ pub fn hint(outcome: &Outcome) -> &'static str {
 
 /// The JSON error envelope (CONTRACT.md §3), secrets redacted.
 pub fn body(outcome: &Outcome, ctx: &EnvelopeContext) -> Bytes {
-    let redact = |text: &String| redact(text, ctx.secrets);
+    let redact = |text: &String| ctx.secrets.redact(text).into_owned();
     let kind = outcome.kind;
     let envelope = Envelope {
         error: ErrorObject {
@@ -310,10 +310,6 @@ struct Backstop<'a> {
 
 fn is_redirect(status: u16) -> bool {
     (300..=399).contains(&status)
-}
-
-fn redact(text: &str, secrets: &[&str]) -> String {
-    crate::outcome::redact(text, secrets)
 }
 
 /// The message when the upstream gave none.

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::actions::Actions;
 use crate::inspect::Expectation;
 use crate::routing::Plan;
+use crate::secrets::Secrets;
 
 /// Facts about one client request, parsed once.
 #[derive(Debug, Clone)]
@@ -42,9 +43,9 @@ pub struct RequestFacts {
     /// What the request asked for (JSON mode, schema, stream), for the
     /// inspection rules; compiled once per request.
     pub expect: Arc<Expectation>,
-    /// API keys to redact from anything passed on (the client's token, the
-    /// configured key).
-    pub secrets: Arc<Vec<String>>,
+    /// The credentials to redact from anything passed on (the client's,
+    /// every configured one).
+    pub secrets: Arc<Secrets>,
 }
 
 /// The body as JSON: the pre-flight checks' parse for the JSON endpoints,

@@ -30,6 +30,7 @@ pub mod record;
 pub mod repair;
 pub mod retry;
 pub mod routing;
+pub mod secrets;
 pub mod server;
 pub mod sse;
 pub mod stack;

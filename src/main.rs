@@ -65,21 +65,21 @@ fn main() -> ExitCode {
 async fn run(config: backstop::config::Config) -> std::io::Result<()> {
     let config = std::sync::Arc::new(config);
     let app = backstop::app::build(config.clone()).map_err(std::io::Error::other)?;
-    let addr = config.listen_addr().map_err(std::io::Error::other)?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tracing::info!(%local, upstream = %config.upstream_base(), "backstop listening");
+    let listeners = backstop::server::bind(&config).await?;
+    let local = listeners.main.local_addr()?;
+    let upstream = backstop::secrets::shown_url(config.upstream_base());
+    tracing::info!(%local, %upstream, "backstop listening");
     // One machine-readable line on stdout for scripts and test harnesses.
     let mut out = std::io::stdout();
     let _ = writeln!(out, "backstop listening on http://{local}");
+    if let Some(ops) = &listeners.ops {
+        let _ = writeln!(
+            out,
+            "backstop ops listening on http://{}",
+            ops.local_addr()?
+        );
+    }
     let _ = out.flush();
     backstop::server::raise_fd_limit();
-    backstop::server::serve(
-        listener,
-        app,
-        backstop::server::shutdown_signal(),
-        backstop::config::ms(config.shutdown.drain_timeout_ms),
-        &config.limits,
-    )
-    .await
+    backstop::server::serve_all(listeners, app, backstop::server::shutdown_signal(), &config).await
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::taxonomy::{Class, Kind};
 
-/// What stands in for a secret in any text the gateway passes on.
-pub const REDACTED: &str = "[REDACTED]";
+use crate::secrets::Secrets;
+pub use crate::secrets::REDACTED;
 
 /// The classification of one answer plus the upstream details the envelope
 /// and the logs need. Built by `classify` (hard failures) and `inspect`
@@ -83,10 +83,10 @@ impl Outcome {
 }
 
 impl Outcome {
-    /// Replaces every secret (API keys: the client's, the configured one)
-    /// in the upstream-supplied texts, so neither the envelope nor a log
-    /// line can carry a key an upstream echoed back.
-    pub fn redact(&mut self, secrets: &[&str]) {
+    /// Replaces every secret (the request's: the client's credentials,
+    /// every configured key) in the upstream-supplied texts, so neither the
+    /// envelope nor a log line can carry a key an upstream echoed back.
+    pub fn redact(&mut self, secrets: &Secrets) {
         for text in [
             &mut self.message,
             &mut self.code,
@@ -98,21 +98,11 @@ impl Outcome {
         .into_iter()
         .flatten()
         {
-            if secrets.iter().any(|s| !s.is_empty() && text.contains(s)) {
-                *text = redact(text, secrets);
+            if secrets.found_in(text) {
+                *text = secrets.redact(text).into_owned();
             }
         }
     }
-}
-
-/// `text` with every non-empty secret replaced by [`REDACTED`], longest
-/// first (so a key that contains another is removed whole).
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets.into_iter().fold(text.to_owned(), |text, secret| {
-        text.replace(secret, REDACTED)
-    })
 }
 
 #[cfg(test)]
@@ -121,21 +111,23 @@ mod tests {
 
     #[test]
     fn redaction_covers_every_upstream_text() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer sk-abc"),
+        );
+        let secrets = Secrets::default().with_client(&h, &http::Uri::from_static("/v1/x"));
         let mut o = Outcome {
             message: Some("Incorrect API key provided: sk-abc".into()),
             code: Some("sk-abc".into()),
             param: None,
             ..Outcome::of(Kind::Unauthorized)
         };
-        o.redact(&["", "sk-abc"]);
+        o.redact(&secrets);
         assert_eq!(
             o.message.as_deref(),
             Some("Incorrect API key provided: [REDACTED]")
         );
         assert_eq!(o.code.as_deref(), Some("[REDACTED]"));
-        assert_eq!(
-            redact("k=sk-abcdef", &["sk-abc", "sk-abcdef"]),
-            "k=[REDACTED]"
-        );
     }
 }

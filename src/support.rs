@@ -13,6 +13,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::secrets::Secrets;
+
 /// Strings in a logged body longer than this are cut.
 const MAX_STRING_CHARS: usize = 256;
 
@@ -91,7 +93,7 @@ impl FailureLog {
 /// long strings cut; a non-JSON body (multipart, binary) is described by
 /// its size only. `secrets` (the request's keys) are redacted wherever they
 /// appear in a string.
-pub fn sanitize(body: &[u8], secrets: &[&str]) -> Value {
+pub fn sanitize(body: &[u8], secrets: &Secrets) -> Value {
     match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
             scrub(&mut v, secrets);
@@ -101,7 +103,7 @@ pub fn sanitize(body: &[u8], secrets: &[&str]) -> Value {
     }
 }
 
-fn scrub(v: &mut Value, secrets: &[&str]) {
+fn scrub(v: &mut Value, secrets: &Secrets) {
     match v {
         Value::Object(map) => {
             map.retain(|k, _| !SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()));
@@ -111,7 +113,7 @@ fn scrub(v: &mut Value, secrets: &[&str]) {
         }
         Value::Array(items) => items.iter_mut().for_each(|i| scrub(i, secrets)),
         Value::String(s) => {
-            let redacted = crate::outcome::redact(s, secrets);
+            let redacted = secrets.redact(s).into_owned();
             *s = cut(&redacted);
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
@@ -138,7 +140,10 @@ mod tests {
             "messages": [{"role": "user", "content": "x".repeat(300)}],
             "metadata": {"Authorization": "Bearer sk-2", "note": "uses sk-3 inline"},
         });
-        let got = sanitize(body.to_string().as_bytes(), &["sk-3"]);
+        let mut h = http::HeaderMap::new();
+        h.insert("x-api-key", http::HeaderValue::from_static("sk-3"));
+        let secrets = Secrets::default().with_client(&h, &http::Uri::from_static("/v1/x"));
+        let got = sanitize(body.to_string().as_bytes(), &secrets);
         assert_eq!(
             got,
             json!({
@@ -148,7 +153,7 @@ mod tests {
             })
         );
         assert_eq!(
-            sanitize(b"\x00\x01binary", &[]),
+            sanitize(b"\x00\x01binary", &Secrets::default()),
             json!("<8 bytes, not JSON>")
         );
     }

@@ -163,3 +163,54 @@ async fn keys_never_reach_the_logs_at_trace_level_in_either_format() {
         assert!(!logs.contains("SECRET"), "a key fragment in {format} logs");
     }
 }
+
+#[test]
+fn an_open_port_with_a_key_and_no_token_refuses_to_start() {
+    let (code, stderr) = run_to_exit(
+        &[],
+        &[
+            ("BACKSTOP_LISTEN", "0.0.0.0:0"),
+            ("BACKSTOP_UPSTREAM__API_KEY", "sk-operator-key-1"),
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("auth.tokens"),
+        "names the first fix: {stderr}"
+    );
+    assert!(
+        stderr.contains("127.0.0.1"),
+        "names the second fix: {stderr}"
+    );
+    assert!(
+        stderr.contains("allow_unauthenticated"),
+        "names the opt-out: {stderr}"
+    );
+    assert!(!stderr.contains("sk-operator-key-1"), "{stderr}");
+}
+
+#[test]
+fn with_a_token_or_the_opt_out_an_open_port_with_a_key_starts() {
+    for extra in [
+        ("BACKSTOP_AUTH__TOKENS", "gw-token-1"),
+        ("BACKSTOP_AUTH__ALLOW_UNAUTHENTICATED", "true"),
+    ] {
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .env("BACKSTOP_LISTEN", "0.0.0.0:0")
+            .env("BACKSTOP_UPSTREAM__API_KEY", "sk-operator-key-1")
+            .env(extra.0, extra.1)
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(line.contains("listening on"), "{extra:?}: {line:?}");
+    }
+}

@@ -316,3 +316,30 @@ async fn five_megabytes_of_role_only_chunks_pass_in_bounded_memory() {
         "peak RSS grew by {grew} KiB ({before} → {after})"
     );
 }
+
+#[tokio::test]
+async fn the_ops_endpoints_can_have_a_listener_of_their_own() {
+    let (_mock, gw) = limited(|c| c.ops_listen = "127.0.0.1:0".into()).await;
+    let ops = gw.ops_addr.expect("ops_listen is bound");
+    for path in ["healthz", "readyz", "metrics"] {
+        let r = client()
+            .get(format!("http://{ops}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "/{path}");
+    }
+    // The proxy is not served there.
+    let r = client()
+        .get(format!("http://{ops}/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client()
+        .get(format!("{}/models", gw.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the main listener proxies");
+}

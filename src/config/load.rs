@@ -252,7 +252,22 @@ fn typed(default: &Value, raw: &str) -> Result<Value, String> {
             _ => Err(format!("expected true or false, got {raw:?}")),
         },
         Value::Table(_) => Err("is a table: set one of its keys (with `__`)".into()),
-        Value::Array(_) | Value::Datetime(_) => Err("cannot be set from the environment".into()),
+        // A list: TOML (`["a", "b"]`), or comma-separated strings (`a,b`).
+        Value::Array(_) if raw_t.starts_with('[') => {
+            toml::from_str::<Table>(&format!("v = {raw_t}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .ok_or_else(|| format!("expected a TOML list like [\"a\", \"b\"], got {raw:?}"))
+        }
+        Value::Array(_) => Ok(Value::Array(
+            raw_t
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        )),
+        Value::Datetime(_) => Err("cannot be set from the environment".into()),
     }
 }
 

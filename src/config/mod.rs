@@ -6,12 +6,14 @@
 
 mod load;
 mod routing;
+mod secret;
 mod sections;
 mod validate;
 mod validate_routing;
 
 pub use load::{load, ConfigError, Source};
 pub use routing::*;
+pub use secret::Secret;
 pub use sections::*;
 pub use validate::{check_url, validate_overrides};
 pub use validate_routing::validate_routing;

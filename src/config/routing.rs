@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::secret::Secret;
 use crate::taxonomy::Kind;
 
 /// The reserved name of the `[upstream]` section among the upstreams.
@@ -37,9 +38,14 @@ pub const MAX_COOLDOWN_MS: u64 = 86_400_000;
 pub struct UpstreamEntry {
     /// Base URL including `/v1`. Required.
     pub url: String,
-    /// Used when the client sent no `Authorization`. Never logged.
+    /// The key this upstream receives (as `Authorization: Bearer`). Never
+    /// logged; the client's credentials never reach a named upstream unless
+    /// `forward_client_key` is set and this is empty.
     #[serde(default)]
-    pub api_key: String,
+    pub api_key: Secret,
+    /// Forward the client's credentials here (only without `api_key`).
+    #[serde(default)]
+    pub forward_client_key: bool,
     /// `None`: the `[upstream]` value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,

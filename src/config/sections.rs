@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::routing::{CircuitConfig, PacingConfig, RouteRule, RoutingSections, UpstreamEntry};
+use super::secret::Secret;
 
 /// The whole configuration, as written in TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +15,10 @@ use super::routing::{CircuitConfig, PacingConfig, RouteRule, RoutingSections, Up
 pub struct Config {
     /// Address the gateway listens on.
     pub listen: String,
+    /// Also serve the ops endpoints (`/healthz`, `/readyz`, `/metrics`) on
+    /// this address, e.g. `0.0.0.0:9464` for probes and Prometheus while
+    /// `listen` stays pod-local; empty: only on `listen`.
+    pub ops_listen: String,
     pub upstream: UpstreamConfig,
     pub retry: RetryConfig,
     pub inspect: InspectConfig,
@@ -23,6 +28,8 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub debug: DebugConfig,
+    pub auth: AuthConfig,
+    pub envelope: EnvelopeConfig,
     /// Named upstreams besides `[upstream]` (which is named `default`).
     pub upstreams: BTreeMap<String, UpstreamEntry>,
     /// Routing rules: requested model → ordered targets.
@@ -47,8 +54,8 @@ pub struct RuntimeConfig {
 pub struct UpstreamConfig {
     /// Base URL including `/v1`; `/v1/x` from the client goes to `url + /x`.
     pub url: String,
-    /// Used when the client sent no `Authorization`. Never logged.
-    pub api_key: String,
+    /// Used when the client sent no credentials. Never logged.
+    pub api_key: Secret,
     /// Send `api_key` even when the client sent its own `Authorization`
     /// (a sidecar whose apps hold no real key). Applies to every upstream
     /// that has a key.
@@ -193,7 +200,7 @@ pub struct DebugConfig {
     pub failures: bool,
     pub failures_capacity: usize,
     /// The `Authorization: Bearer <token>` the debug endpoints require.
-    pub admin_token: String,
+    pub admin_token: Secret,
 }
 
 /// `[limits]`.
@@ -215,10 +222,40 @@ pub struct LimitsConfig {
     pub max_inflight: usize,
 }
 
+/// `[auth]`: inbound authentication. With tokens, every `/v1` request
+/// must carry `Authorization: Bearer <one of them>`; the token is consumed
+/// and each upstream receives its own configured key.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub tokens: Vec<Secret>,
+    /// Listen on a non-loopback address with a server-side key and no
+    /// tokens anyway (an open port then spends the key for anyone).
+    pub allow_unauthenticated: bool,
+}
+
+/// `[envelope]`: the error body's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvelopeConfig {
+    /// Append `[backstop: <kind> after N attempt(s): <hint>]` to
+    /// `error.message`, so the hint reaches the exception text SDKs print.
+    pub hint_in_message: bool,
+}
+
+impl Default for EnvelopeConfig {
+    fn default() -> Self {
+        EnvelopeConfig {
+            hint_in_message: true,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "0.0.0.0:8080".into(),
+            ops_listen: String::new(),
             upstream: UpstreamConfig::default(),
             retry: RetryConfig::default(),
             inspect: InspectConfig::default(),
@@ -228,6 +265,8 @@ impl Default for Config {
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
             debug: DebugConfig::default(),
+            auth: AuthConfig::default(),
+            envelope: EnvelopeConfig::default(),
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
             circuit: CircuitConfig::default(),
@@ -241,7 +280,7 @@ impl Default for UpstreamConfig {
     fn default() -> Self {
         UpstreamConfig {
             url: "https://api.openai.com/v1".into(),
-            api_key: String::new(),
+            api_key: Secret::default(),
             replace_client_key: false,
             connect_timeout_ms: 5_000,
             first_byte_timeout_ms: 60_000,
@@ -317,7 +356,7 @@ impl Default for DebugConfig {
         DebugConfig {
             failures: false,
             failures_capacity: 100,
-            admin_token: String::new(),
+            admin_token: Secret::default(),
         }
     }
 }

@@ -68,7 +68,8 @@ fn file_values_and_env_overrides_with_env_winning() {
     assert_eq!(c.retry.max_attempts, 2);
     assert_eq!(c.retry.budget_ratio, 1.0);
     assert_eq!(
-        c.upstream.api_key, "12345",
+        c.upstream.api_key.expose(),
+        "12345",
         "a numeric-looking key stays a string"
     );
     assert_eq!(c.upstream.url, "http://127.0.0.1:1/v1");
@@ -94,11 +95,11 @@ fn listen_env_and_full_url_key_beat_the_shorthand() {
 #[test]
 fn variables_expand_in_strings() {
     let c = load_str(
-        "[upstream]\napi_key = \"${MY_KEY}\"\nurl = \"${BASE:-http://fallback.example/v1}\"\n",
+        "listen = \"127.0.0.1:8080\"\n[upstream]\napi_key = \"${MY_KEY}\"\nurl = \"${BASE:-http://fallback.example/v1}\"\n",
         &[("MY_KEY", "sk-from-env")],
     )
     .unwrap();
-    assert_eq!(c.upstream.api_key, "sk-from-env");
+    assert_eq!(c.upstream.api_key.expose(), "sk-from-env");
     assert_eq!(c.upstream.url, "http://fallback.example/v1");
 }
 
@@ -287,4 +288,41 @@ fn bad_inspect_overrides_are_named() {
         let err = load_str(toml, &[]).unwrap_err();
         assert_eq!(err.key, key, "{toml}");
     }
+}
+
+#[test]
+fn an_open_port_with_a_key_and_no_token_is_refused_unless_allowed() {
+    let key = &[("K", "sk-live-1")];
+    let rows: &[(&str, bool)] = &[
+        ("listen = \"0.0.0.0:8080\"\n[upstream]\napi_key = \"${K}\"\n", false),
+        ("listen = \"127.0.0.1:8080\"\n[upstream]\napi_key = \"${K}\"\n", true),
+        ("listen = \"[::1]:8080\"\n[upstream]\napi_key = \"${K}\"\n", true),
+        ("listen = \"0.0.0.0:8080\"\n", true),
+        ("listen = \"0.0.0.0:8080\"\n[upstreams.b]\nurl = \"http://b/v1\"\napi_key = \"${K}\"\n", false),
+        ("listen = \"0.0.0.0:8080\"\n[upstream]\napi_key = \"${K}\"\n[auth]\ntokens = [\"gw-token\"]\n", true),
+        ("listen = \"0.0.0.0:8080\"\n[upstream]\napi_key = \"${K}\"\n[auth]\ntokens = [\"${UNSET:-}\"]\n", false),
+        ("listen = \"0.0.0.0:8080\"\n[upstream]\napi_key = \"${K}\"\n[auth]\nallow_unauthenticated = true\n", true),
+    ];
+    for (toml, starts) in rows {
+        let got = load_str(toml, key);
+        assert_eq!(got.is_ok(), *starts, "{toml}: {got:?}");
+        if let Err(e) = got {
+            assert_eq!(e.key, "auth.tokens");
+            assert!(
+                e.message.contains("auth.tokens") && e.message.contains("127.0.0.1"),
+                "{e}"
+            );
+        }
+    }
+    // Tokens from the environment, as a list or comma-separated.
+    let c = load_str("", &[("BACKSTOP_AUTH__TOKENS", "t-one, t-two")]).unwrap();
+    assert_eq!(
+        c.auth_tokens()
+            .iter()
+            .map(|t| t.expose())
+            .collect::<Vec<_>>(),
+        ["t-one", "t-two"]
+    );
+    let c = load_str("", &[("BACKSTOP_AUTH__TOKENS", "[\"t-3\"]")]).unwrap();
+    assert_eq!(c.auth_tokens()[0].expose(), "t-3");
 }

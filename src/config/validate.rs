@@ -1,6 +1,7 @@
 //! Range and shape checks that serde cannot express. Each failure names the
 //! key path; `load` adds where the value came from.
 
+use super::secret::Secret;
 use super::sections::{Config, InspectConfig};
 use crate::pattern::ModelPatterns;
 
@@ -15,6 +16,16 @@ impl Config {
                 format!("{:?} is not an address like 0.0.0.0:8080", self.listen),
             )
         })?;
+        if !self.ops_listen.is_empty() {
+            self.ops_listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| {
+                    (
+                        "ops_listen",
+                        format!("{:?} is not an address like 0.0.0.0:9464", self.ops_listen),
+                    )
+                })?;
+        }
         check_url(&self.upstream.url).map_err(|m| ("upstream.url", m))?;
         let u = &self.upstream;
         positive("upstream.connect_timeout_ms", u.connect_timeout_ms)?;
@@ -65,12 +76,13 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return Err(("log.level", "must not be empty (e.g. \"info\")".into()));
         }
-        if self.debug.failures && self.debug.admin_token.trim().is_empty() {
+        if self.debug.failures && self.debug.admin_token.expose().trim().is_empty() {
             return Err((
                 "debug.admin_token",
                 "must be set when debug.failures is on: the endpoint is admin-only".into(),
             ));
         }
+        self.open_relay()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (
                 "log.level",
@@ -78,6 +90,48 @@ impl Config {
             )
         })?;
         Ok(())
+    }
+}
+
+impl Config {
+    /// The inbound tokens in force (empty values, such as an unset
+    /// `${BACKSTOP_TOKEN:-}`, are none).
+    pub fn auth_tokens(&self) -> Vec<Secret> {
+        self.auth
+            .tokens
+            .iter()
+            .filter(|t| !t.expose().trim().is_empty())
+            .cloned()
+            .collect()
+    }
+
+    /// An open port must never spend the operator's key for strangers:
+    /// refuses a non-loopback listen address while an upstream holds an
+    /// `api_key` and no inbound token is set, unless explicitly allowed.
+    fn open_relay(&self) -> Result<(), Invalid> {
+        let loopback = self
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        let holds_key = !self.upstream.api_key.is_empty()
+            || self.upstreams.values().any(|u| !u.api_key.is_empty());
+        if loopback
+            || !holds_key
+            || self.auth.allow_unauthenticated
+            || !self.auth_tokens().is_empty()
+        {
+            return Ok(());
+        }
+        Err((
+            "auth.tokens",
+            format!(
+                "listening on {} with an upstream api_key and no inbound token would let anyone who can reach the port spend the key: \
+                 set auth.tokens (tokens = [\"${{BACKSTOP_TOKEN}}\"] in [auth], or BACKSTOP_AUTH__TOKENS=<token>) and give clients the token as their api_key, \
+                 or listen on a loopback address (listen = \"127.0.0.1:8080\"); \
+                 auth.allow_unauthenticated = true accepts the risk",
+                self.listen
+            ),
+        ))
     }
 }
 

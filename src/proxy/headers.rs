@@ -1,8 +1,11 @@
 //! Header rules for both legs: hop-by-hop headers never cross the proxy
-//! (RFC 9110 §7.6.1), the upstream gets its own `Host`, and the answer gets
+//! (RFC 9110 §7.6.1), the upstream gets its own `Host`, each upstream gets
+//! the credentials its rule allows ([`Credentials`]), and the answer gets
 //! the gateway's `x-request-id`.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::secrets::CREDENTIAL_HEADERS;
 
 /// Headers that describe one connection, not the message.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -35,17 +38,54 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Which credentials an upstream receives (CONTRACT.md §3, Credentials).
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// The default upstream (`[upstream]`): the client's credentials go
+    /// there; its `key` when the client sent none, or always with `replace`.
+    Client {
+        key: Option<HeaderValue>,
+        replace: bool,
+    },
+    /// A named upstream: its own `key`, and never the client's credentials
+    /// — unless `forward_client` (set only when it has no key).
+    Own {
+        key: Option<HeaderValue>,
+        forward_client: bool,
+    },
+}
+
+impl Credentials {
+    /// Whether the client's credentials may reach this upstream.
+    pub fn forwards_client(&self) -> bool {
+        match self {
+            Credentials::Client { .. } => true,
+            Credentials::Own { forward_client, .. } => *forward_client,
+        }
+    }
+}
+
+/// Removes every client credential header.
+pub fn strip_credentials(headers: &mut HeaderMap) {
+    for name in CREDENTIAL_HEADERS {
+        headers.remove(name);
+    }
+}
+
+/// Whether the client sent a credential header.
+pub fn has_credentials(headers: &HeaderMap) -> bool {
+    CREDENTIAL_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
 /// The headers sent upstream for a client request: the client's, less
 /// hop-by-hop ones, `Host` (the HTTP client sets the upstream's) and
 /// `Content-Length` (recomputed from the buffered body); with the request
-/// id, the configured key when the client sent no `Authorization` (or
-/// always, with `replace`), and `Accept-Encoding: identity` so answers
-/// arrive inspectable.
+/// id, the credentials the upstream's rule allows, and `Accept-Encoding:
+/// identity` so answers arrive inspectable.
 pub fn upstream_request(
     client: &HeaderMap,
     request_id: &HeaderValue,
-    api_key: Option<&HeaderValue>,
-    replace: bool,
+    credentials: &Credentials,
 ) -> HeaderMap {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
@@ -56,10 +96,23 @@ pub fn upstream_request(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
-    if let Some(key) = api_key {
-        if replace || !headers.contains_key(header::AUTHORIZATION) {
-            headers.insert(header::AUTHORIZATION, key.clone());
+    let key = match credentials {
+        Credentials::Client { key, replace } => key
+            .as_ref()
+            .filter(|_| *replace || !has_credentials(&headers)),
+        Credentials::Own {
+            key,
+            forward_client,
+        } => {
+            if !forward_client {
+                strip_credentials(&mut headers);
+            }
+            key.as_ref()
         }
+    };
+    if let Some(key) = key {
+        strip_credentials(&mut headers);
+        headers.insert(header::AUTHORIZATION, key.clone());
     }
     headers
 }
@@ -132,48 +185,92 @@ mod tests {
     }
 
     #[test]
-    fn upstream_gets_the_key_only_when_the_client_sent_none() {
+    fn each_upstream_gets_the_credentials_its_rule_allows() {
         let id = HeaderValue::from_static("req-1");
-        let key = bearer("sk-configured").unwrap();
-        let without = upstream_request(
-            &map(&[("host", "gw"), ("content-length", "9")]),
-            &id,
-            Some(&key),
-            false,
-        );
-        assert_eq!(
-            without.get("authorization").unwrap(),
-            "Bearer sk-configured"
-        );
-        assert_eq!(without.get("x-request-id").unwrap(), "req-1");
-        assert_eq!(without.get("accept-encoding").unwrap(), "identity");
-        assert!(without.get("host").is_none());
-        assert!(without.get("content-length").is_none());
-
-        let with = upstream_request(
-            &map(&[("authorization", "Bearer sk-client")]),
-            &id,
-            Some(&key),
-            false,
-        );
-        assert_eq!(with.get("authorization").unwrap(), "Bearer sk-client");
-        let replaced = upstream_request(
-            &map(&[("authorization", "Bearer sk-placeholder")]),
-            &id,
-            Some(&key),
-            true,
-        );
-        assert_eq!(
-            replaced.get("authorization").unwrap(),
-            "Bearer sk-configured"
-        );
-        let no_key = upstream_request(
-            &map(&[("authorization", "Bearer sk-client")]),
-            &id,
-            None,
-            true,
-        );
-        assert_eq!(no_key.get("authorization").unwrap(), "Bearer sk-client");
+        let key = || bearer("sk-configured");
+        let client = map(&[
+            ("authorization", "Bearer sk-client"),
+            ("x-api-key", "ak-client"),
+            ("host", "gw"),
+            ("content-length", "9"),
+        ]);
+        let bare = map(&[("content-type", "application/json")]);
+        let sent = |h: &HeaderMap, c: Credentials| {
+            let out = upstream_request(h, &id, &c);
+            assert_eq!(out.get("x-request-id").unwrap(), "req-1");
+            assert_eq!(out.get("accept-encoding").unwrap(), "identity");
+            assert!(out.get("host").is_none() && out.get("content-length").is_none());
+            (
+                out.get("authorization")
+                    .map(|v| v.to_str().unwrap().to_string()),
+                out.get("x-api-key")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        };
+        let s = |v: &str| Some(v.to_string());
+        let rows = [
+            // The default upstream: the client's, its key when the client sent none.
+            (
+                &client,
+                Credentials::Client {
+                    key: key(),
+                    replace: false,
+                },
+                (s("Bearer sk-client"), s("ak-client")),
+            ),
+            (
+                &bare,
+                Credentials::Client {
+                    key: key(),
+                    replace: false,
+                },
+                (s("Bearer sk-configured"), None),
+            ),
+            (
+                &client,
+                Credentials::Client {
+                    key: key(),
+                    replace: true,
+                },
+                (s("Bearer sk-configured"), None),
+            ),
+            (
+                &client,
+                Credentials::Client {
+                    key: None,
+                    replace: true,
+                },
+                (s("Bearer sk-client"), s("ak-client")),
+            ),
+            // A named upstream: its own key, never the client's.
+            (
+                &client,
+                Credentials::Own {
+                    key: key(),
+                    forward_client: false,
+                },
+                (s("Bearer sk-configured"), None),
+            ),
+            (
+                &client,
+                Credentials::Own {
+                    key: None,
+                    forward_client: false,
+                },
+                (None, None),
+            ),
+            (
+                &client,
+                Credentials::Own {
+                    key: None,
+                    forward_client: true,
+                },
+                (s("Bearer sk-client"), s("ak-client")),
+            ),
+        ];
+        for (i, (h, c, want)) in rows.into_iter().enumerate() {
+            assert_eq!(sent(h, c), want, "row {i}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::config::{Config, UpstreamConfig, DEFAULT_UPSTREAM};
+use crate::config::{ms, Config, DEFAULT_UPSTREAM};
 use crate::metrics::Metrics;
 use crate::ratelimit::advertised::Advertised;
 use crate::routing::{
@@ -24,13 +24,13 @@ use crate::routing::{
 };
 use crate::taxonomy::Kind;
 
-use super::upstream::Upstream;
+use super::upstream::{tls_config, Upstream, UpstreamError, UpstreamSettings};
 
 /// Why targets could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetsError {
-    #[error("upstream HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("upstream: {0}")]
+    Upstream(#[from] UpstreamError),
     #[error("routing: {0}: {1}")]
     Routing(String, String),
 }
@@ -85,27 +85,39 @@ impl Targets {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Targets, TargetsError> {
         let table =
             RoutingTable::new(&config.routing()).map_err(|(k, m)| TargetsError::Routing(k, m))?;
+        let tls = tls_config();
+        let base = &config.upstream;
         let mut upstreams = HashMap::new();
+        let default = UpstreamSettings {
+            url: &base.url,
+            api_key: &base.api_key,
+            default: true,
+            replace_client_key: base.replace_client_key,
+            forward_client_key: true,
+            connect_timeout: ms(base.connect_timeout_ms),
+            first_byte_timeout: ms(base.first_byte_timeout_ms),
+            stream_idle_timeout: ms(base.stream_idle_timeout_ms),
+        };
         upstreams.insert(
             DEFAULT_UPSTREAM.to_string(),
-            Arc::new(Upstream::new(&config.upstream)?),
+            Arc::new(Upstream::new(&default, &tls)?),
         );
         for (name, entry) in &config.upstreams {
-            let base = &config.upstream;
-            let cfg = UpstreamConfig {
-                url: entry.url.clone(),
-                api_key: entry.api_key.clone(),
-                replace_client_key: base.replace_client_key,
-                connect_timeout_ms: entry.connect_timeout_ms.unwrap_or(base.connect_timeout_ms),
-                first_byte_timeout_ms: entry
+            let named = UpstreamSettings {
+                url: &entry.url,
+                api_key: &entry.api_key,
+                default: false,
+                replace_client_key: false,
+                forward_client_key: entry.forward_client_key,
+                connect_timeout: ms(entry.connect_timeout_ms.unwrap_or(base.connect_timeout_ms)),
+                first_byte_timeout: ms(entry
                     .first_byte_timeout_ms
-                    .unwrap_or(base.first_byte_timeout_ms),
-                stream_idle_timeout_ms: entry
+                    .unwrap_or(base.first_byte_timeout_ms)),
+                stream_idle_timeout: ms(entry
                     .stream_idle_timeout_ms
-                    .unwrap_or(base.stream_idle_timeout_ms),
-                request_timeout_ms: base.request_timeout_ms,
+                    .unwrap_or(base.stream_idle_timeout_ms)),
             };
-            upstreams.insert(name.clone(), Arc::new(Upstream::new(&cfg)?));
+            upstreams.insert(name.clone(), Arc::new(Upstream::new(&named, &tls)?));
         }
         let states = table
             .targets()

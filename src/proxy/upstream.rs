@@ -1,32 +1,91 @@
-//! The upstream leg: one pooled HTTP client (rustls, keep-alive,
-//! TCP_NODELAY, redirects never followed) and the mapping of a client path
-//! onto the configured base URL.
+//! The upstream leg: one configured upstream — its base URL parsed once at
+//! start, its pooled HTTP client (hyper-util, rustls, keep-alive,
+//! TCP_NODELAY, redirects never followed, answers decompressed when an
+//! upstream compresses although asked for `identity`), and the credentials
+//! it receives ([`Credentials`]).
+//!
+//! The request URI is the base's scheme and authority, the base's path,
+//! then the client's checked path after `/v1` and its query — put together
+//! as they are, never normalized by a URL parser afterwards.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower::ServiceExt;
+use tower_http::decompression::{Decompression, DecompressionBody};
 
-use crate::config::{ms, UpstreamConfig};
+use crate::config::Secret;
+use crate::path::ClientPath;
+use crate::secrets::shown_url;
 
-use super::headers;
+use super::headers::{self, Credentials};
 
-/// A configured upstream.
-#[derive(Debug)]
-pub struct Upstream {
-    client: reqwest::Client,
-    /// Base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
-    base: String,
-    api_key: Option<HeaderValue>,
-    /// Send `api_key` even when the client sent its own `Authorization`.
-    replace_client_key: bool,
+/// The HTTP client of one upstream.
+type HttpClient = Decompression<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
+
+/// An upstream's answer, its body still streaming (decompressed if need be).
+pub type UpstreamResponse = Response<DecompressionBody<hyper::body::Incoming>>;
+
+/// Why an upstream could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{0}: not a URL: {1}")]
+    Url(String, String),
+}
+
+/// What an upstream is configured with.
+pub struct UpstreamSettings<'a> {
+    pub url: &'a str,
+    pub api_key: &'a Secret,
+    /// The `[upstream]` (the client's credentials go there) or a named one.
+    pub default: bool,
+    pub replace_client_key: bool,
+    pub forward_client_key: bool,
+    pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub stream_idle_timeout: Duration,
+}
+
+/// The base URL, parsed once.
+#[derive(Debug, Clone)]
+struct Base {
+    scheme: Scheme,
+    authority: Authority,
+    /// Without a trailing slash (`/v1`, `/tenant-a/v1`, or empty).
+    path: String,
+}
+
+/// A configured upstream.
+pub struct Upstream {
+    client: HttpClient,
+    base: Base,
+    credentials: Credentials,
+    /// The base URL as logs may show it (no userinfo, no query).
+    pub shown: String,
+    pub first_byte_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("url", &self.shown)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why an attempt got no answer at all.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// The connection was never made: the request was not sent.
     #[error("could not connect to the upstream: {0}")]
     Connect(String),
     #[error("the upstream connection failed before an answer: {0}")]
@@ -34,70 +93,153 @@ pub enum TransportError {
 }
 
 impl Upstream {
-    /// Builds the client. Fails only if the TLS backend cannot start.
-    pub fn new(cfg: &UpstreamConfig) -> Result<Upstream, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(ms(cfg.connect_timeout_ms))
-            // A wrong base URL must show as a redirect, not be papered over.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .no_proxy()
-            .build()?;
+    pub fn new(
+        s: &UpstreamSettings<'_>,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Upstream, UpstreamError> {
+        let uri: Uri = s.url.parse().map_err(|e: http::uri::InvalidUri| {
+            UpstreamError::Url(shown_url(s.url), e.to_string())
+        })?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority()) else {
+            return Err(UpstreamError::Url(
+                shown_url(s.url),
+                "no scheme or host".into(),
+            ));
+        };
+        // Credentials belong in api_key: userinfo is never sent.
+        let host = authority
+            .as_str()
+            .rsplit_once('@')
+            .map_or(authority.as_str(), |(_, h)| h);
+        let authority = Authority::try_from(host)
+            .map_err(|e| UpstreamError::Url(shown_url(s.url), e.to_string()))?;
+        let base = Base {
+            scheme,
+            authority,
+            path: uri.path().trim_end_matches('/').to_string(),
+        };
+        let key = headers::bearer(s.api_key.expose());
+        let credentials = if s.default {
+            Credentials::Client {
+                key,
+                replace: s.replace_client_key,
+            }
+        } else {
+            Credentials::Own {
+                forward_client: s.forward_client_key && key.is_none(),
+                key,
+            }
+        };
         Ok(Upstream {
-            client,
-            base: cfg.url.trim_end_matches('/').to_string(),
-            api_key: headers::bearer(&cfg.api_key),
-            replace_client_key: cfg.replace_client_key,
-            first_byte_timeout: ms(cfg.first_byte_timeout_ms),
-            stream_idle_timeout: ms(cfg.stream_idle_timeout_ms),
+            client: client(s.connect_timeout, tls),
+            base,
+            credentials,
+            shown: shown_url(s.url),
+            first_byte_timeout: s.first_byte_timeout,
+            stream_idle_timeout: s.stream_idle_timeout,
         })
     }
 
-    /// The upstream URL for a client path and query: the client's leading
-    /// `/v1` is replaced by the base URL (which includes its own `/v1`).
-    pub fn url_for(&self, path_and_query: &str) -> String {
-        let rest = path_and_query
-            .strip_prefix("/v1")
-            .filter(|r| r.is_empty() || r.starts_with('/') || r.starts_with('?'))
-            .unwrap_or(path_and_query);
-        format!("{}{}", self.base, rest)
+    /// The upstream URI for a checked client path: the base's path, then
+    /// the client's path after `/v1` and its query, as they are.
+    pub fn uri_for(&self, path: &ClientPath) -> Result<Uri, http::Error> {
+        let mut pq = String::with_capacity(self.base.path.len() + path.rest().len() + 1);
+        pq.push_str(&self.base.path);
+        pq.push_str(path.rest());
+        if pq.is_empty() {
+            pq.push('/');
+        }
+        let query = match self.credentials.forwards_client() {
+            true => path.query().map(std::borrow::Cow::Borrowed),
+            false => path
+                .query_without_credentials()
+                .map(std::borrow::Cow::Owned),
+        };
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(&q);
+        }
+        Uri::builder()
+            .scheme(self.base.scheme.clone())
+            .authority(self.base.authority.clone())
+            .path_and_query(PathAndQuery::try_from(pq)?)
+            .build()
     }
 
-    /// Sends one attempt: the client's method, path and headers with `body`
-    /// (the client's, or rewritten for the target); resolves when the
-    /// response headers arrive.
+    /// Sends one attempt: the client's method, path and headers (its
+    /// credentials as this upstream's rule says) with `body`; resolves when
+    /// the response headers arrive.
     pub async fn send(
         &self,
         method: &Method,
-        path_and_query: &str,
+        path: &ClientPath,
         client_headers: &HeaderMap,
         body: Bytes,
         request_id: &HeaderValue,
-    ) -> Result<reqwest::Response, TransportError> {
-        let headers = headers::upstream_request(
-            client_headers,
-            request_id,
-            self.api_key.as_ref(),
-            self.replace_client_key,
-        );
-        self.client
-            .request(method.clone(), self.url_for(path_and_query))
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                // Print the whole chain (reqwest's top-level message is terse)
-                // but never the URL's credentials: reqwest strips those.
-                let detail = error_chain(&e);
-                if e.is_connect() || e.is_timeout() {
-                    TransportError::Connect(detail)
-                } else {
-                    TransportError::Reset(detail)
-                }
-            })
+    ) -> Result<UpstreamResponse, TransportError> {
+        let uri = self.uri_for(path).map_err(|e| {
+            TransportError::Connect(format!("the upstream URI could not be built: {e}"))
+        })?;
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() =
+            headers::upstream_request(client_headers, request_id, &self.credentials);
+        self.client.clone().oneshot(req).await.map_err(|e| {
+            let detail = error_chain(&e);
+            if e.is_connect() {
+                TransportError::Connect(detail)
+            } else {
+                TransportError::Reset(detail)
+            }
+        })
+    }
+}
+
+/// The pooled client: TCP_NODELAY, the connect timeout, TLS with the
+/// shared roots (HTTP/2 by ALPN), keep-alive pooling; answers are
+/// decompressed when an upstream compresses although asked for `identity`.
+fn client(connect_timeout: Duration, tls: &Arc<rustls::ClientConfig>) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((**tls).clone())
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(https);
+    Decompression::new(client)
+}
+
+/// The TLS settings every upstream shares: the built-in web PKI roots and
+/// the system's trust store.
+pub fn tls_config() -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+    match config {
+        Ok(c) => Arc::new(c),
+        // The ring provider supports the default versions: unreachable in
+        // practice; fall back to the default builder.
+        Err(_) => Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        ),
     }
 }
 
@@ -121,31 +263,69 @@ mod tests {
     use super::*;
 
     fn upstream(url: &str) -> Upstream {
-        Upstream::new(&UpstreamConfig {
-            url: url.into(),
-            ..UpstreamConfig::default()
-        })
-        .unwrap()
+        let key = Secret::default();
+        let s = UpstreamSettings {
+            url,
+            api_key: &key,
+            default: true,
+            replace_client_key: false,
+            forward_client_key: false,
+            connect_timeout: Duration::from_secs(1),
+            first_byte_timeout: Duration::from_secs(1),
+            stream_idle_timeout: Duration::from_secs(1),
+        };
+        Upstream::new(&s, &tls_config()).unwrap()
+    }
+
+    fn path(p: &str) -> ClientPath {
+        crate::path::check(&p.parse().unwrap()).unwrap()
     }
 
     #[test]
-    fn client_v1_prefix_is_replaced_by_the_base() {
-        let u = upstream("https://api.cometapi.com/v1/");
+    fn the_client_path_after_v1_follows_the_base_path_as_it_is() {
+        let rows = [
+            (
+                "https://api.cometapi.com/v1/",
+                "/v1/chat/completions",
+                "https://api.cometapi.com/v1/chat/completions",
+            ),
+            (
+                "https://api.cometapi.com/v1",
+                "/v1/models?x=1",
+                "https://api.cometapi.com/v1/models?x=1",
+            ),
+            (
+                "https://api.cometapi.com/v1",
+                "/v1",
+                "https://api.cometapi.com/v1",
+            ),
+            (
+                "http://127.0.0.1:9/tenant-a/v1",
+                "/v1/embeddings",
+                "http://127.0.0.1:9/tenant-a/v1/embeddings",
+            ),
+            (
+                "http://user:pw@127.0.0.1:9/v1",
+                "/v1/models",
+                "http://127.0.0.1:9/v1/models",
+            ),
+            ("http://127.0.0.1:9", "/v1", "http://127.0.0.1:9/"),
+            (
+                "http://127.0.0.1:9/g/openai",
+                "/v1/models/a%3Ab",
+                "http://127.0.0.1:9/g/openai/models/a%3Ab",
+            ),
+        ];
+        for (base, client, want) in rows {
+            assert_eq!(
+                upstream(base).uri_for(&path(client)).unwrap().to_string(),
+                want,
+                "{base} + {client}"
+            );
+        }
         assert_eq!(
-            u.url_for("/v1/chat/completions"),
-            "https://api.cometapi.com/v1/chat/completions"
+            upstream("http://u:secret@h:1/v1?k=s").shown,
+            "http://h:1/v1"
         );
-        assert_eq!(
-            u.url_for("/v1/models?x=1"),
-            "https://api.cometapi.com/v1/models?x=1"
-        );
-        assert_eq!(u.url_for("/v1"), "https://api.cometapi.com/v1");
-        let custom = upstream("http://127.0.0.1:9/openai/v1");
-        assert_eq!(
-            custom.url_for("/v1/embeddings"),
-            "http://127.0.0.1:9/openai/v1/embeddings"
-        );
-        // Not a /v1 path: appended as is (the router only sends /v1 here).
-        assert_eq!(custom.url_for("/v1x"), "http://127.0.0.1:9/openai/v1/v1x");
     }
 }

@@ -6,5 +6,5 @@ pub mod conn;
 pub mod running;
 pub mod serve;
 
-pub use running::{shutdown_signal, start, Running};
+pub use running::{bind, serve_all, shutdown_signal, start, Listeners, Running};
 pub use serve::{raise_fd_limit, serve};

@@ -1,5 +1,7 @@
-//! A gateway started in this process (tests, embedding), and the signal
-//! that starts a graceful shutdown.
+//! Binding and serving the gateway's listeners — the main one, and the
+//! ops-only one when `ops_listen` is set — until one shutdown signal
+//! drains them both; a gateway started in this process (tests,
+//! embedding); and the signal that starts a graceful shutdown.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +18,8 @@ use super::serve::serve;
 /// A gateway running in this process (tests, embedding).
 pub struct Running {
     pub addr: SocketAddr,
+    /// The ops-only listener's address, when `ops_listen` is set.
+    pub ops_addr: Option<SocketAddr>,
     pub app: App,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<io::Result<()>>,
@@ -38,26 +42,93 @@ impl Running {
     }
 }
 
+/// The gateway's listeners, bound.
+pub struct Listeners {
+    pub main: TcpListener,
+    /// The ops-only listener (`ops_listen`), when configured.
+    pub ops: Option<TcpListener>,
+}
+
+/// Binds `listen` (and `ops_listen` when set); port 0 picks a free port.
+pub async fn bind(config: &Config) -> io::Result<Listeners> {
+    let main = TcpListener::bind(config.listen_addr().map_err(io::Error::other)?).await?;
+    let ops = match config.ops_listen.as_str() {
+        "" => None,
+        addr => Some(TcpListener::bind(addr).await?),
+    };
+    Ok(Listeners { main, ops })
+}
+
+/// Serves `app` on its listeners until `shutdown` resolves, then drains
+/// them both.
+pub async fn serve_all(
+    listeners: Listeners,
+    app: App,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    config: &Config,
+) -> io::Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    let drain = ms(config.shutdown.drain_timeout_ms);
+    let ops = listeners.ops.map(|listener| {
+        let ops_app = App {
+            router: app.ops_router.clone(),
+            ..app.clone()
+        };
+        serve(
+            listener,
+            ops_app,
+            stop.clone().cancelled_owned(),
+            drain,
+            &config.limits,
+        )
+    });
+    let main = serve(
+        listeners.main,
+        app,
+        stop.cancelled_owned(),
+        drain,
+        &config.limits,
+    );
+    match ops {
+        Some(ops) => {
+            let (main, ops) = tokio::join!(main, ops);
+            main.and(ops)
+        }
+        None => main.await,
+    }
+}
+
 /// Builds and starts a gateway on `config.listen` (port 0 picks a free one).
 pub async fn start(config: Config) -> io::Result<Running> {
     let config = Arc::new(config);
     let app = app::build(config.clone()).map_err(io::Error::other)?;
-    let listener = TcpListener::bind(config.listen_addr().map_err(io::Error::other)?).await?;
-    let addr = listener.local_addr()?;
+    let listeners = bind(&config).await?;
+    let addr = listeners.main.local_addr()?;
+    let ops_addr = listeners
+        .ops
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let drain = ms(config.shutdown.drain_timeout_ms);
-    let limits = config.limits.clone();
     let task = tokio::spawn({
         let app = app.clone();
         async move {
             let signal = async move {
                 let _ = rx.await;
             };
-            serve(listener, app, signal, drain, &limits).await
+            serve_all(listeners, app, signal, &config).await
         }
     });
     Ok(Running {
         addr,
+        ops_addr,
         app,
         shutdown: Some(tx),
         task,

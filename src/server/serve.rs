@@ -149,7 +149,7 @@ fn max_connections(configured: usize) -> usize {
         return configured;
     };
     let room = usize::try_from(soft.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX);
-    if room < configured {
+    if room < configured.min(1024) {
         tracing::warn!(
             configured,
             allowed = room,

@@ -12,21 +12,24 @@ use std::time::Duration;
 
 use axum::body::Body;
 use futures_util::future::BoxFuture;
-use http::{header, HeaderMap, Request, Response};
+use http::{header, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::actions::ActionTable;
 use crate::attempt::{Call, Exchange, Tally};
-use crate::config::{ms, Config};
+use crate::config::{ms, Config, Secret};
 use crate::drain::Drain;
 use crate::facts::{self, RequestFacts};
 use crate::inspect::Expectation;
 use crate::outcome::Outcome;
+use crate::path;
 use crate::preflight;
+use crate::proxy::headers;
 use crate::proxy::targets::Targets;
 use crate::record::{Finish, Record};
+use crate::secrets::{bearer_token, constant_time_eq, Secrets};
 use crate::taxonomy::Kind;
 
 use super::respond::{self, RenderContext};
@@ -39,6 +42,10 @@ struct Shared {
     drain: Drain,
     /// One permit per proxied request in flight, until its body ends.
     inflight: Arc<Semaphore>,
+    /// The configured credentials, to redact wherever they show up.
+    secrets: Secrets,
+    /// Inbound auth: the tokens a client may present (empty: off).
+    tokens: Vec<Secret>,
 }
 
 /// Admission settings.
@@ -55,6 +62,8 @@ impl AdmitLayer {
         drain: Drain,
     ) -> Self {
         let inflight = Arc::new(Semaphore::new(config.limits.max_inflight));
+        let secrets = Secrets::configured(&config);
+        let tokens = config.auth_tokens();
         AdmitLayer {
             shared: Arc::new(Shared {
                 config,
@@ -62,6 +71,8 @@ impl AdmitLayer {
                 actions,
                 drain,
                 inflight,
+                secrets,
+                tokens,
             }),
         }
     }
@@ -138,12 +149,7 @@ where
             .unwrap_or_default();
     };
     let finish = Finish::of(record.clone());
-    let client_token = bearer_token(req.headers()).map(str::to_string);
-    let secrets_owned: Vec<String> = client_token
-        .into_iter()
-        .chain(Some(config.upstream.api_key.clone()).filter(|k| !k.is_empty()))
-        .collect();
-    let secrets: Vec<&str> = secrets_owned.iter().map(String::as_str).collect();
+    let secrets = Arc::new(shared.secrets.with_client(req.headers(), req.uri()));
     let render = RenderContext {
         request_id: record.request_id_str(),
         actions: actions.base(),
@@ -157,6 +163,26 @@ where
     if !admitted {
         return refuse(overloaded(config.limits.max_inflight), &render, finish);
     }
+    // Only the API's methods and paths reach an upstream.
+    if !path::forwarded(req.method()) {
+        return refuse(not_allowed(req.method()), &render, finish);
+    }
+    let client_path = match path::check(req.uri()) {
+        Ok(p) => p,
+        Err(refusal) => return refuse(refused_path(refusal), &render, finish),
+    };
+    // Inbound auth: the client's token is checked and consumed; every
+    // upstream then gets its own configured key.
+    if !shared.tokens.is_empty() {
+        let presented = bearer_token(req.headers()).unwrap_or_default();
+        if !shared
+            .tokens
+            .iter()
+            .any(|t| constant_time_eq(presented.as_bytes(), t.expose().as_bytes()))
+        {
+            return refuse(unauthenticated(), &render, finish);
+        }
+    }
 
     let limit = config.limits.max_request_body_bytes;
     let declared = req
@@ -167,7 +193,10 @@ where
     if declared.is_some_and(|n| n > limit) {
         return refuse(too_large(limit), &render, finish);
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    if !shared.tokens.is_empty() {
+        headers::strip_credentials(&mut parts.headers);
+    }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
     let read = Limited::new(body, limit_usize).collect();
     let body_timeout = ms(config.limits.request_body_timeout_ms);
@@ -224,7 +253,7 @@ where
         json,
         model,
         stream,
-        secrets: Arc::new(secrets_owned.clone()),
+        secrets: secrets.clone(),
     };
     record.set_model(facts.model.clone());
     let render = RenderContext {
@@ -234,6 +263,7 @@ where
     let call = Arc::new(Call {
         method: parts.method,
         uri: parts.uri,
+        path: client_path,
         headers: parts.headers,
         body,
         facts: Arc::new(facts),
@@ -241,6 +271,38 @@ where
     });
     let Ok(exchange) = inner.oneshot(call).await;
     respond::render(exchange, &render, finish)
+}
+
+/// A method the API does not take: 405, never forwarded.
+fn not_allowed(method: &http::Method) -> Outcome {
+    Outcome {
+        status: Some(405),
+        ..Outcome::gateway(
+            Kind::BadRequest,
+            format!(
+                "the method {method} is not forwarded: the API takes GET, POST, DELETE and HEAD"
+            ),
+        )
+    }
+}
+
+/// A path that could leave the API: 400, never forwarded.
+fn refused_path(refusal: path::PathRefusal) -> Outcome {
+    Outcome::gateway(
+        Kind::BadRequest,
+        format!(
+            "the request path was refused: {}; send the API path as the SDK builds it",
+            refusal.describe()
+        ),
+    )
+}
+
+/// No valid gateway token with inbound auth on: 401.
+fn unauthenticated() -> Outcome {
+    Outcome::gateway(
+        Kind::Unauthorized,
+        "this gateway requires `Authorization: Bearer <token>` with one of its [auth] tokens (the SDK's api_key)",
+    )
 }
 
 /// The gateway's own 503 beyond `limits.max_inflight`.
@@ -277,13 +339,6 @@ fn too_large(limit: u64) -> Outcome {
             "the request body is larger than the gateway's limit of {limit} bytes (limits.max_request_body_bytes)"
         ),
     )
-}
-
-/// The token of a `Bearer` Authorization header, for redaction.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.split_once(' ').map_or(value, |(_, t)| t).trim();
-    (!token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]

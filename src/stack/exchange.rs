@@ -60,14 +60,13 @@ async fn exchange(req: AttemptRequest) -> Attempt {
     let limit = req
         .first_byte_timeout
         .min(deadline.saturating_duration_since(now));
-    let path_and_query = call.uri.path_and_query().map_or("/", |pq| pq.as_str());
 
     let exchange = async {
         let resp = req
             .upstream
             .send(
                 &call.method,
-                path_and_query,
+                &call.path,
                 &call.headers,
                 req.body.clone(),
                 &call.facts.request_id,
@@ -76,7 +75,6 @@ async fn exchange(req: AttemptRequest) -> Attempt {
         let advertised = Advertised::read(resp.headers(), SystemTime::now());
         // From here every read of the body is bounded by the deadline and
         // the upstream's idle timeout, whoever reads it.
-        let resp: Response<reqwest::Body> = resp.into();
         let (mut parts, body) = resp.into_parts();
         let body = Body::new(Bounded::new(
             body,

@@ -18,6 +18,7 @@ use crate::envelope::{
 };
 use crate::outcome::Outcome;
 use crate::record::Finish;
+use crate::secrets::Secrets;
 use crate::taxonomy::Class;
 
 use super::deliver::Delivered;
@@ -28,9 +29,8 @@ pub struct RenderContext<'a> {
     /// The request's `[inspect]` actions.
     pub actions: Actions,
     pub max_attempts: u32,
-    /// Values to redact from upstream messages (the client's token, the
-    /// configured key).
-    pub secrets: &'a [&'a str],
+    /// The credentials to redact from anything passed on.
+    pub secrets: &'a Secrets,
     /// Cuts a forwarded body at the drain deadline.
     pub drain: &'a Drain,
 }
@@ -54,6 +54,7 @@ pub fn render(exchange: Exchange, ctx: &RenderContext<'_>, finish: Finish) -> Re
     match response {
         Some(resp) if forward => {
             let (mut parts, body) = resp.into_parts();
+            redact_headers(&mut parts.headers, ctx.secrets);
             annotate(&mut parts.headers, &outcome, &tally);
             match body {
                 AnswerBody::Plain(body) => {
@@ -94,6 +95,23 @@ pub fn error(
     let resp = envelope::response(&outcome, &env).map(Body::from);
     finish.done(outcome, resp.status().as_u16());
     resp
+}
+
+/// An upstream that echoes a credential in a header of its answer does not
+/// get it past the gateway.
+fn redact_headers(headers: &mut http::HeaderMap, secrets: &Secrets) {
+    if secrets.is_empty() {
+        return;
+    }
+    for value in headers.values_mut() {
+        if let Ok(text) = value.to_str() {
+            if secrets.found_in(text) {
+                if let Ok(v) = HeaderValue::from_str(&secrets.redact(text)) {
+                    *value = v;
+                }
+            }
+        }
+    }
 }
 
 /// Adds `x-backstop-attempts/class/kind/target` to a forwarded answer.

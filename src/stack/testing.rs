@@ -100,6 +100,7 @@ pub fn call(config: &Config, targets: &Targets, spec: CallSpec) -> Arc<Call> {
     Arc::new(Call {
         method: Method::POST,
         uri: http::Uri::from_static(ROUTE),
+        path: crate::path::check(&http::Uri::from_static(ROUTE)).unwrap(),
         headers: HeaderMap::new(),
         body: Bytes::from(serde_json::to_vec(&json).unwrap()),
         facts: Arc::new(facts),

@@ -160,8 +160,25 @@ fn every_yaml_asset_parses_and_the_sidecar_is_consistent() {
     let config = backstop::config::load(Some(&path), &env);
     let _ = std::fs::remove_file(&path);
     let config = config.unwrap_or_else(|e| panic!("sidecar backstop.toml: {e}"));
-    assert_eq!(config.upstream.api_key, "sk-from-secret");
-    assert_eq!(config.listen_addr().unwrap().port() as u64, port);
+    assert_eq!(config.upstream.api_key.expose(), "sk-from-secret");
+    // The proxy is pod-local; the probed, scraped port is the ops listener.
+    assert!(config.listen_addr().unwrap().ip().is_loopback());
+    assert!(
+        config.upstream.replace_client_key,
+        "the app holds a placeholder"
+    );
+    let ops: std::net::SocketAddr = config.ops_listen.parse().unwrap();
+    assert_eq!(ops.port() as u64, port);
+    assert!(
+        !ops.ip().is_loopback(),
+        "the kubelet and Prometheus reach it"
+    );
+    let app = spec["containers"][0]["env"].as_array().unwrap();
+    let app_key = app.iter().find(|e| e["name"] == "OPENAI_API_KEY").unwrap();
+    assert!(
+        app_key.get("valueFrom").is_none(),
+        "the app holds no Secret: {app_key}"
+    );
     let grace = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(
         config.shutdown.drain_timeout_ms < grace * 1000,

@@ -57,7 +57,7 @@ fn the_example_parses_with_its_defaults() {
     assert_eq!(validate_routing(&s), Ok(()));
     let comet = &s.upstreams["comet"];
     assert_eq!(comet.url, "https://api.cometapi.com/v1");
-    assert_eq!(comet.api_key, "");
+    assert!(comet.api_key.is_empty());
     assert_eq!(comet.connect_timeout_ms, None);
     assert_eq!(comet.first_byte_timeout_ms, Some(60_000));
     assert_eq!(comet.stream_idle_timeout_ms, None);

@@ -7,7 +7,8 @@ use crate::taxonomy::Kind;
 fn upstream(context_window: u64, prefill: bool) -> UpstreamEntry {
     UpstreamEntry {
         url: "https://example.test/v1".into(),
-        api_key: String::new(),
+        api_key: Default::default(),
+        forward_client_key: false,
         connect_timeout_ms: None,
         first_byte_timeout_ms: None,
         stream_idle_timeout_ms: None,

@@ -178,16 +178,3 @@ async fn a_client_that_leaves_mid_flight_leaves_the_answer_unfinished() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(record.snapshot().last, None);
 }
-
-#[test]
-fn bearer_token_is_found_for_redaction() {
-    let mut h = HeaderMap::new();
-    assert_eq!(bearer_token(&h), None);
-    h.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_static("Bearer sk-abc"),
-    );
-    assert_eq!(bearer_token(&h), Some("sk-abc"));
-    h.insert(header::AUTHORIZATION, HeaderValue::from_static("sk-raw"));
-    assert_eq!(bearer_token(&h), Some("sk-raw"));
-}

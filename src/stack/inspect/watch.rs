@@ -416,8 +416,8 @@ impl StreamWatch {
     /// The closing error event, with the attempts as the chain counts them.
     fn error_event(&self) -> Bytes {
         let mut outcome = self.ending.clone().map(|(o, _)| o).unwrap_or_default();
-        let secrets: Vec<&str> = self.facts.secrets.iter().map(String::as_str).collect();
-        outcome.redact(&secrets);
+        let secrets = &*self.facts.secrets;
+        outcome.redact(secrets);
         let tally = self
             .chain
             .as_ref()
@@ -426,7 +426,7 @@ impl StreamWatch {
         let ctx = EnvelopeContext {
             attempts: tally.attempts,
             request_id: self.facts.request_id.to_str().unwrap_or(""),
-            secrets: &secrets,
+            secrets,
             max_attempts: self.chain.as_ref().map_or(1, |c| c.max_attempts()),
             target: tally.target.as_deref(),
             attempt_kinds: &tally.kinds,
@@ -438,8 +438,7 @@ impl StreamWatch {
     fn finish(&mut self) {
         if let Some(finish) = self.finish.take() {
             let mut outcome = self.ending.clone().map(|(o, _)| o).unwrap_or_default();
-            let secrets: Vec<&str> = self.facts.secrets.iter().map(String::as_str).collect();
-            outcome.redact(&secrets);
+            outcome.redact(&self.facts.secrets);
             finish.done(outcome, 200);
         }
     }
