@@ -6,7 +6,7 @@
 
 use crate::config::{Action, InspectConfig, InspectOverride};
 use crate::pattern::ModelPatterns;
-use crate::taxonomy::Kind;
+use crate::taxonomy::{Class, Kind};
 
 /// One action per soft/silent kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,16 @@ impl Actions {
             invalid_json: c.invalid_json,
             schema_mismatch: c.schema_mismatch,
             stream_truncated: c.stream_truncated,
+        }
+    }
+
+    /// Whether a failure of this kind is worth retrying under this policy
+    /// (the envelope's `retryable`): hard and aborted kinds by the
+    /// taxonomy, soft and silent ones when their action is `retry`.
+    pub fn retryable(&self, kind: Kind) -> bool {
+        match kind.class() {
+            Class::Soft | Class::Silent => self.get(kind) == Action::Retry,
+            Class::None | Class::Hard | Class::Aborted => kind.is_retryable(),
         }
     }
 

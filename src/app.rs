@@ -38,7 +38,7 @@ use http::{header, Response, StatusCode};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::actions::ActionTable;
+use crate::actions::{ActionTable, Actions};
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::envelope::{self, EnvelopeContext};
@@ -87,6 +87,8 @@ struct Ops {
     /// Present when `[debug] failures` is on.
     failures: Option<Arc<FailureLog>>,
     admin_token: Arc<str>,
+    /// `envelope.hint_in_message`, for the gateway's own answers.
+    hint_in_message: bool,
 }
 
 /// Builds the gateway for a validated configuration.
@@ -105,7 +107,10 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let proxy = ServiceBuilder::new()
         .layer(ObserveLayer::new(metrics.clone(), failures.clone()))
         .map_response(|r: Response<_>| r.map(Body::new))
-        .layer(CatchPanicLayer::custom(panic_answer))
+        .layer(CatchPanicLayer::custom({
+            let hint_in_message = config.envelope.hint_in_message;
+            move |panic| panic_answer(panic, hint_in_message)
+        }))
         .layer(AdmitLayer::new(
             config.clone(),
             targets.clone(),
@@ -125,6 +130,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         ready: ready.clone(),
         failures,
         admin_token: Arc::from(config.debug.admin_token.expose()),
+        hint_in_message: config.envelope.hint_in_message,
     };
     let ops_routes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -167,7 +173,7 @@ async fn metrics_text(State(ops): State<Ops>) -> Response<Body> {
 /// The last failed requests, for operators holding the admin token.
 async fn debug_failures(State(ops): State<Ops>, headers: http::HeaderMap) -> Response<Body> {
     let Some(log) = &ops.failures else {
-        return not_found(http::Uri::from_static("/debug/failures")).await;
+        return not_found(State(ops), http::Uri::from_static("/debug/failures")).await;
     };
     let presented = bearer_token(&headers);
     if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), ops.admin_token.as_bytes())) {
@@ -175,7 +181,7 @@ async fn debug_failures(State(ops): State<Ops>, headers: http::HeaderMap) -> Res
             Kind::Unauthorized,
             "/debug/failures needs `Authorization: Bearer <debug.admin_token>`",
         );
-        return gateway_envelope(&outcome);
+        return gateway_envelope(&outcome, ops.hint_in_message);
     }
     let body = serde_json::to_vec(&log.snapshot()).unwrap_or_default();
     Response::builder()
@@ -186,7 +192,7 @@ async fn debug_failures(State(ops): State<Ops>, headers: http::HeaderMap) -> Res
 
 /// Paths outside `/v1` and the ops endpoints: a 404 envelope that says where
 /// the API lives.
-async fn not_found(uri: http::Uri) -> Response<Body> {
+async fn not_found(State(ops): State<Ops>, uri: http::Uri) -> Response<Body> {
     let outcome = Outcome::gateway(
         Kind::NotFound,
         format!(
@@ -194,16 +200,20 @@ async fn not_found(uri: http::Uri) -> Response<Body> {
             uri.path()
         ),
     );
-    gateway_envelope(&outcome)
+    gateway_envelope(&outcome, ops.hint_in_message)
 }
 
-fn panic_answer(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<String> {
+fn panic_answer(
+    _panic: Box<dyn std::any::Any + Send + 'static>,
+    hint_in_message: bool,
+) -> Response<String> {
     let outcome = Outcome::gateway(
         Kind::ServerError,
         "backstop hit an internal error while handling this request; it has been logged",
     );
     tracing::error!("panic in the request path");
-    let mut resp = gateway_envelope(&outcome).map(|_| envelope_text(&outcome));
+    let mut resp = gateway_envelope(&outcome, hint_in_message)
+        .map(|_| envelope_text(&outcome, hint_in_message));
     // The gateway's own bug: an internal error, not a bad upstream.
     *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     // Counted as the server error it is, not as a client that left.
@@ -211,19 +221,23 @@ fn panic_answer(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Str
     resp
 }
 
-fn gateway_envelope(outcome: &Outcome) -> Response<Body> {
-    envelope::response(outcome, &gateway_context(&uuid())).map(Body::from)
+fn gateway_envelope(outcome: &Outcome, hint_in_message: bool) -> Response<Body> {
+    envelope::response(outcome, &gateway_context(&uuid(), hint_in_message)).map(Body::from)
 }
 
-fn envelope_text(outcome: &Outcome) -> String {
-    String::from_utf8_lossy(&envelope::body(outcome, &gateway_context(&uuid()))).into_owned()
+fn envelope_text(outcome: &Outcome, hint_in_message: bool) -> String {
+    let body = envelope::body(outcome, &gateway_context(&uuid(), hint_in_message));
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The gateway's own answers outside the stack echo nothing of a client's.
 static NO_SECRETS: std::sync::LazyLock<Secrets> = std::sync::LazyLock::new(Secrets::default);
 
-fn gateway_context(request_id: &str) -> EnvelopeContext<'_> {
+fn gateway_context(request_id: &str, hint_in_message: bool) -> EnvelopeContext<'_> {
     EnvelopeContext {
+        endpoint: crate::inspect::Endpoint::Other,
+        actions: Actions::of(&crate::config::InspectConfig::default()),
+        hint_in_message,
         target: None,
         attempt_kinds: &[],
         attempts: 0,

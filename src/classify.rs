@@ -36,10 +36,22 @@ const QUOTA_CODES: [&str; 6] = [
 ];
 
 /// Codes of a request rejected by a content policy.
-const CONTENT_FILTER_CODES: [&str; 3] = [
+const CONTENT_FILTER_CODES: [&str; 4] = [
     "content_filtered",
     "content_policy_violation",
     "content_filter",
+    "image_content_policy_violation",
+];
+
+/// Code prefixes that name something wrong with the request itself: the
+/// Responses API's `invalid_prompt`, `invalid_image_url`, `image_too_large`,
+/// `unsupported_image_media_type`, `empty_image_file`, ...
+const REQUEST_CODE_PREFIXES: [&str; 5] = [
+    "invalid_",
+    "unsupported_",
+    "empty_",
+    "image_",
+    "failed_to_download",
 ];
 
 /// Message phrases providers use for an over-long prompt.
@@ -206,10 +218,12 @@ fn inband_kind(fields: &ErrorFields) -> Kind {
         Kind::NotFound
     } else if either(&["timeout_error", "timeout"]) {
         Kind::Timeout
-    } else if either(&["invalid_request_error", "invalid_request"]) {
+    } else if either(&["invalid_request_error", "invalid_request"])
+        || REQUEST_CODE_PREFIXES.iter().any(|p| code.starts_with(p))
+    {
         Kind::BadRequest
     } else {
-        // server_error, overloaded_error, unknown: the provider failed.
+        // server_error, vector_store_timeout, overloaded_error, unknown: the provider failed.
         Kind::ServerError
     }
 }
@@ -279,20 +293,39 @@ fn success(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
     }
 }
 
-/// The value of a JSON object whose only key is `error` (an object or a
-/// string): some gateways answer 200 with nothing but an error.
+/// The error of a 2xx body that is nothing but an error: an object whose
+/// only key is `error` (an object or a string), or aiapi's
+/// `{"code", "message", "data": null}` whose code is not a success code
+/// (Kling's `{"code": 0, "message": "SUCCEED", "data": {...}}` is success).
 fn lone_error(text: &str) -> Option<Value> {
-    if !text.starts_with('{') || !text.contains("\"error\"") {
+    if !text.starts_with('{') || !(text.contains("\"error\"") || text.contains("\"code\"")) {
         return None;
     }
     let keys = serde_json::from_str::<HashMap<String, IgnoredAny>>(text).ok()?;
-    if keys.len() != 1 || !keys.contains_key("error") {
+    if keys.len() == 1 && keys.contains_key("error") {
+        let mut object = serde_json::from_str::<serde_json::Map<String, Value>>(text).ok()?;
+        return object
+            .remove("error")
+            .filter(|error| error.is_object() || error.is_string());
+    }
+    const ENVELOPE: [&str; 6] = ["code", "message", "msg", "data", "success", "request_id"];
+    let only_envelope = keys.keys().all(|k| ENVELOPE.contains(&k.as_str()));
+    let has_message = keys.contains_key("message") || keys.contains_key("msg");
+    if !only_envelope || !keys.contains_key("code") || !has_message {
         return None;
     }
-    let mut object = serde_json::from_str::<serde_json::Map<String, Value>>(text).ok()?;
-    object
-        .remove("error")
-        .filter(|error| error.is_object() || error.is_string())
+    let object = serde_json::from_str::<serde_json::Map<String, Value>>(text).ok()?;
+    let success_code = match object.get("code") {
+        Some(Value::Number(n)) => n.as_i64().is_some_and(|c| c == 0 || c == 200),
+        Some(Value::String(s)) => {
+            ["0", "200", "ok", "success", ""].contains(&s.to_ascii_lowercase().as_str())
+        }
+        Some(Value::Null) | None => true,
+        Some(_) => false,
+    };
+    let has_data = object.get("data").is_some_and(|d| !d.is_null());
+    let succeeded = object.get("success") == Some(&Value::Bool(true));
+    (!success_code && !has_data && !succeeded).then_some(Value::Object(object))
 }
 
 /// A 3xx: never followed; almost always a base URL without `/v1`.

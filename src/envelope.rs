@@ -14,7 +14,9 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
-use crate::outcome::Outcome;
+use crate::actions::Actions;
+use crate::inspect::Endpoint;
+use crate::outcome::{Outcome, Subject};
 use crate::ratelimit::after::client_retry_after;
 use crate::secrets::Secrets;
 use crate::taxonomy::Kind;
@@ -53,6 +55,13 @@ pub struct EnvelopeContext<'a> {
     pub target: Option<&'a str>,
     /// Every attempt's kind, in order.
     pub attempt_kinds: &'a [Kind],
+    /// The API the request called, for the hint's wording.
+    pub endpoint: Endpoint,
+    /// The `[inspect]` actions in force: `retryable` follows them.
+    pub actions: Actions,
+    /// `envelope.hint_in_message`: end `error.message` with the
+    /// `[backstop: <kind> after <N> attempt(s): <hint>]` tail.
+    pub hint_in_message: bool,
 }
 
 /// The status the client gets: the upstream's, except where the gateway
@@ -96,13 +105,32 @@ pub fn client_status(outcome: &Outcome) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
 }
 
-/// One line: what to do about a failure of this kind.
-pub fn hint(outcome: &Outcome) -> &'static str {
+/// One line: what to do about a failure of this kind, in the words of the
+/// API that was called (`max_output_tokens` on the Responses API, a tool
+/// call's schema when its arguments failed, not JSON mode).
+pub fn hint(outcome: &Outcome, endpoint: Endpoint) -> &'static str {
+    let responses = endpoint == Endpoint::Responses;
+    let tool_call = outcome.subject == Subject::ToolArguments;
     match outcome.kind {
         Kind::Ok => "Nothing to do: the request succeeded",
+        Kind::BadRequest if responses => {
+            "Fix the request before retrying: check error.param, then validate `model`, \
+             `input`, `text.format`, the JSON shape and field types"
+        }
+        Kind::BadRequest if endpoint == Endpoint::Embeddings => {
+            "Fix the request before retrying: check error.param, then validate `model` and \
+             `input` (non-empty strings or token arrays, within the model's limits)"
+        }
         Kind::BadRequest => {
             "Fix the request before retrying: check error.param, then validate `model`, \
              `messages`, the JSON shape and field types"
+        }
+        Kind::ContextLengthExceeded if responses => {
+            "Shorten the input or lower max_output_tokens to fit the model's context window, \
+             or send `truncation: \"auto\"`"
+        }
+        Kind::ContextLengthExceeded if endpoint == Endpoint::Embeddings => {
+            "Split or shorten each input to fit the embedding model's token limit"
         }
         Kind::ContextLengthExceeded => {
             "Reduce the messages or max_tokens to fit the model's context window"
@@ -131,6 +159,10 @@ pub fn hint(outcome: &Outcome) -> &'static str {
             "Retry later with backoff and keep the upstream request id; \
              try another model if it persists"
         }
+        Kind::Timeout if responses => {
+            "Retry; consider a faster model, a lower max_output_tokens or reasoning effort, \
+             streaming, or `background: true` for long jobs"
+        }
         Kind::Timeout => {
             "Retry; consider a faster model, a smaller max_tokens or streaming, or longer timeouts"
         }
@@ -149,15 +181,48 @@ pub fn hint(outcome: &Outcome) -> &'static str {
             "Rephrase the prompt; avoid the specific names or topics the provider's \
              safety filter blocks"
         }
+        Kind::Length if responses => {
+            "Raise max_output_tokens (reasoning tokens count against it) or shorten the input"
+        }
+        Kind::Length if tool_call => {
+            "Raise max_tokens: the tool call's arguments were cut before they closed"
+        }
         Kind::Length => "Raise max_tokens or shorten the prompt",
+        Kind::EmptyData if endpoint == Endpoint::Embeddings => {
+            "Check every input is a non-empty string or token array, then retry; \
+             send fewer inputs per request if it repeats"
+        }
         Kind::EmptyData => {
             "The prompt was probably filtered: check revised_prompt and rephrase it"
+        }
+        Kind::EmptyContent if endpoint == Endpoint::Transcriptions => {
+            "The audio may be silent, too short or in an unsupported format: check the file \
+             and the `language` parameter"
+        }
+        Kind::EmptyContent if responses => {
+            "The response has no output text and no function call: log the full response and \
+             make the instructions more explicit; retrying may help"
         }
         Kind::EmptyContent => {
             "Log the full response and make the prompt more explicit; retrying may help"
         }
+        Kind::InvalidJson if tool_call => {
+            "The tool call's arguments are not valid JSON: set `strict: true` on the function \
+             definition, or simplify its parameters"
+        }
+        Kind::InvalidJson if responses => {
+            "Use text.format json_schema, or tell the model to answer with valid JSON only"
+        }
         Kind::InvalidJson => {
             "Use response_format json_schema, or tell the model to answer with valid JSON only"
+        }
+        Kind::SchemaMismatch if tool_call => {
+            "The tool call's arguments do not match the function's parameters: set \
+             `strict: true` on the function definition, or simplify its schema"
+        }
+        Kind::SchemaMismatch if responses => {
+            "Simplify the schema in text.format or set `strict: true`; check the instructions \
+             describe every required field"
         }
         Kind::SchemaMismatch => {
             "Simplify the JSON schema or use strict structured outputs; check the prompt \
@@ -176,29 +241,45 @@ pub fn hint(outcome: &Outcome) -> &'static str {
     }
 }
 
+/// `error.message`: the upstream's message verbatim (or the gateway's own),
+/// then, with `hint_in_message`, the tail
+/// `[backstop: <kind> after <N> attempt(s): <hint>]` — where SDKs' exception
+/// text and apps' log lines show it.
+pub fn message(outcome: &Outcome, ctx: &EnvelopeContext, hint: &str) -> String {
+    let text = match &outcome.message {
+        Some(m) => ctx.secrets.redact(m).into_owned(),
+        None => default_message(outcome),
+    };
+    if !ctx.hint_in_message {
+        return text;
+    }
+    format!(
+        "{text} [backstop: {} after {} attempt(s): {hint}]",
+        outcome.kind.as_str(),
+        ctx.attempts
+    )
+}
+
 /// The JSON error envelope (CONTRACT.md §3), secrets redacted.
 pub fn body(outcome: &Outcome, ctx: &EnvelopeContext) -> Bytes {
     let redact = |text: &String| ctx.secrets.redact(text).into_owned();
     let kind = outcome.kind;
+    let hint = hint(outcome, ctx.endpoint);
     let envelope = Envelope {
         error: ErrorObject {
-            message: outcome
-                .message
-                .as_ref()
-                .map(redact)
-                .unwrap_or_else(|| default_message(outcome)),
+            message: message(outcome, ctx, hint),
             error_type: kind.openai_type(),
             param: outcome.param.as_ref().map(redact),
             code: outcome.code.as_ref().map(redact),
             backstop: Backstop {
                 class: kind.class().as_str(),
                 kind: kind.as_str(),
-                retryable: kind.is_retryable(),
+                retryable: ctx.actions.retryable(kind),
                 attempts: ctx.attempts,
                 upstream_status: outcome.upstream_status,
                 request_id: ctx.request_id,
                 upstream_request_id: outcome.upstream_request_id.as_ref().map(redact),
-                hint: hint(outcome),
+                hint,
                 model: outcome.model.as_ref().map(redact),
                 finish_reason: outcome.finish_reason.as_ref().map(redact),
                 target: ctx.target,
@@ -260,10 +341,14 @@ pub fn response(outcome: &Outcome, ctx: &EnvelopeContext) -> Response<Bytes> {
 }
 
 /// The envelope as the last event of a stream that fails after its first
-/// byte: `data: {"error": {...}}` and a blank line, so SDKs raise.
-pub fn sse_error_event(outcome: &Outcome, ctx: &EnvelopeContext) -> Bytes {
+/// byte: `data: {"error": {...}}` and a blank line, so SDKs raise — named
+/// `event: error` on the Responses API.
+pub fn sse_error_event(outcome: &Outcome, ctx: &EnvelopeContext, named: bool) -> Bytes {
     let json = body(outcome, ctx);
-    let mut event = Vec::with_capacity(json.len() + 8);
+    let mut event = Vec::with_capacity(json.len() + 22);
+    if named {
+        event.extend_from_slice(b"event: error\n");
+    }
     event.extend_from_slice(b"data: ");
     event.extend_from_slice(&json);
     event.extend_from_slice(b"\n\n");
@@ -334,7 +419,7 @@ pub fn default_message(outcome: &Outcome) -> String {
         Kind::EmptyContent => "The model returned no content and no tool calls",
         Kind::InvalidJson => "The model's output is not valid JSON",
         Kind::SchemaMismatch => "The model's output does not match the requested JSON schema",
-        Kind::StreamTruncated => "The stream ended before every choice had a finish_reason",
+        Kind::StreamTruncated => "The stream ended before the answer was complete",
         Kind::MalformedEvent => "The upstream sent a stream event that is not valid JSON",
         Kind::Overloaded => {
             "The gateway is overloaded and shed this request before any upstream attempt"

@@ -9,6 +9,17 @@ use crate::taxonomy::{Class, Kind};
 use crate::secrets::Secrets;
 pub use crate::secrets::REDACTED;
 
+/// What part of an answer a soft or silent failure is about (the hint
+/// differs: a tool call's arguments are fixed another way than JSON mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Subject {
+    /// The answer's content (or the whole answer).
+    #[default]
+    Content,
+    /// A tool call's (function call's) arguments.
+    ToolArguments,
+}
+
 /// The classification of one answer plus the upstream details the envelope
 /// and the logs need. Built by `classify` (hard failures) and `inspect`
 /// (soft / silent ones); never by hand elsewhere except for the gateway's own
@@ -45,6 +56,8 @@ pub struct Outcome {
     /// The status of the gateway's own answer when its kind's usual one is
     /// not the right one (408 for a request body that came too slowly).
     pub status: Option<u16>,
+    /// What part of the answer a soft or silent kind is about.
+    pub subject: Subject,
 }
 
 impl Outcome {

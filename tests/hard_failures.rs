@@ -51,7 +51,7 @@ async fn an_always_503_upstream_gets_max_attempts_and_the_client_an_envelope() {
     assert_eq!(
         body,
         json!({"error": {
-            "message": "service unavailable",
+            "message": "service unavailable [backstop: server_error after 3 attempt(s): Retry later with backoff and keep the upstream request id; try another model if it persists]",
             "type": "server_error",
             "param": null,
             "code": "service_unavailable",
@@ -141,7 +141,7 @@ async fn a_500_carrying_invalid_request_is_a_400_and_not_retried() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
         body["error"]["message"],
-        "field messages is required (request id: 2025abc)"
+        "field messages is required (request id: 2025abc) [backstop: bad_request after 1 attempt(s): Fix the request before retrying: check error.param, then validate `model`, `messages`, the JSON shape and field types]"
     );
     assert_eq!(body["error"]["type"], "invalid_request_error");
     assert_eq!(body["error"]["code"], "invalid_request");
@@ -197,7 +197,7 @@ async fn html_where_json_was_due_is_a_bad_upstream_response() {
     assert_eq!(body["error"]["backstop"]["kind"], "bad_upstream_response");
     assert_eq!(
         body["error"]["message"],
-        "The upstream answered 200 OK with an HTML page (Welcome to nginx!) instead of JSON: the upstream base URL is probably wrong or lacks /v1"
+        "The upstream answered 200 OK with an HTML page (Welcome to nginx!) instead of JSON: the upstream base URL is probably wrong or lacks /v1 [backstop: bad_upstream_response after 1 attempt(s): Check upstream.url points at an OpenAI-compatible API, including /v1 (e.g. https://api.cometapi.com/v1)]"
     );
 }
 
@@ -214,7 +214,7 @@ async fn comet_flat_error_bodies_are_normalized() {
     let resp = post_chat(&gw.base_url(), false).await;
     assert_eq!(resp.status(), 403);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["message"], "user quota is not enough");
+    assert_eq!(body["error"]["message"], "user quota is not enough [backstop: quota_exceeded after 1 attempt(s): Top up the account or raise its quota: retrying will not help]");
     assert_eq!(body["error"]["type"], "insufficient_quota");
     assert_eq!(body["error"]["code"], "quota_not_enough");
     assert_eq!(body["error"]["backstop"]["kind"], "quota_exceeded");
@@ -410,7 +410,7 @@ async fn an_upstream_message_echoing_the_key_is_redacted() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
         body["error"]["message"],
-        "Incorrect API key provided: [REDACTED]"
+        "Incorrect API key provided: [REDACTED] [backstop: unauthorized after 1 attempt(s): Check the header is exactly `Authorization: Bearer <key>` and the key is current]"
     );
     assert_eq!(body["error"]["type"], "authentication_error");
 }

@@ -27,6 +27,11 @@ fn ctx(attempts: u32) -> EnvelopeContext<'static> {
         max_attempts: 3,
         target: None,
         attempt_kinds: &[],
+        endpoint: Endpoint::ChatCompletions,
+        actions: Actions::of(&crate::config::InspectConfig::default()),
+        // The exact-body tests below read the upstream's message alone;
+        // the tail has its own tests.
+        hint_in_message: false,
     }
 }
 
@@ -216,15 +221,18 @@ fn hints_are_specific() {
         ..Outcome::of(Kind::BadUpstreamResponse)
     };
     assert_eq!(
-        hint(&redirect),
+        hint(&redirect, Endpoint::ChatCompletions),
         "The upstream base URL is probably wrong: it must include /v1 (e.g. https://api.cometapi.com/v1)"
     );
     assert_eq!(
-        hint(&Outcome::of(Kind::Unauthorized)),
+        hint(&Outcome::of(Kind::Unauthorized), Endpoint::ChatCompletions),
         "Check the header is exactly `Authorization: Bearer <key>` and the key is current"
     );
     assert_eq!(
-        hint(&Outcome::of(Kind::ContextLengthExceeded)),
+        hint(
+            &Outcome::of(Kind::ContextLengthExceeded),
+            Endpoint::ChatCompletions
+        ),
         "Reduce the messages or max_tokens to fit the model's context window"
     );
     let own_413 = Outcome::of(Kind::PayloadTooLarge);
@@ -232,10 +240,130 @@ fn hints_are_specific() {
         upstream_status: Some(413),
         ..Outcome::of(Kind::PayloadTooLarge)
     };
-    assert_ne!(hint(&own_413), hint(&upstream_413));
+    assert_ne!(
+        hint(&own_413, Endpoint::Other),
+        hint(&upstream_413, Endpoint::Other)
+    );
     for kind in Kind::ALL {
-        let line = hint(&Outcome::of(kind));
-        assert!(!line.is_empty() && !line.contains('\n'), "{kind}");
+        for endpoint in [
+            Endpoint::ChatCompletions,
+            Endpoint::Responses,
+            Endpoint::Embeddings,
+            Endpoint::Other,
+        ] {
+            let line = hint(&Outcome::of(kind), endpoint);
+            assert!(
+                !line.is_empty() && !line.contains('\n') && !line.contains("  "),
+                "{kind}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hints_speak_the_called_apis_words() {
+    let tool = |kind| Outcome {
+        subject: Subject::ToolArguments,
+        ..Outcome::of(kind)
+    };
+    use Endpoint::{ChatCompletions as Chat, Embeddings, Responses, Transcriptions};
+    let rows = [
+        (Outcome::of(Kind::Length), Chat, "Raise max_tokens or shorten the prompt"),
+        (Outcome::of(Kind::Length), Responses, "Raise max_output_tokens (reasoning tokens count against it) or shorten the input"),
+        (tool(Kind::Length), Chat, "Raise max_tokens: the tool call's arguments were cut before they closed"),
+        (Outcome::of(Kind::InvalidJson), Chat, "Use response_format json_schema, or tell the model to answer with valid JSON only"),
+        (Outcome::of(Kind::InvalidJson), Responses, "Use text.format json_schema, or tell the model to answer with valid JSON only"),
+        (tool(Kind::InvalidJson), Chat, "The tool call's arguments are not valid JSON: set `strict: true` on the function definition, or simplify its parameters"),
+        (tool(Kind::InvalidJson), Responses, "The tool call's arguments are not valid JSON: set `strict: true` on the function definition, or simplify its parameters"),
+        (tool(Kind::SchemaMismatch), Chat, "The tool call's arguments do not match the function's parameters: set `strict: true` on the function definition, or simplify its schema"),
+        (Outcome::of(Kind::SchemaMismatch), Responses, "Simplify the schema in text.format or set `strict: true`; check the instructions describe every required field"),
+        (Outcome::of(Kind::EmptyContent), Responses, "The response has no output text and no function call: log the full response and make the instructions more explicit; retrying may help"),
+        (Outcome::of(Kind::EmptyContent), Transcriptions, "The audio may be silent, too short or in an unsupported format: check the file and the `language` parameter"),
+        (Outcome::of(Kind::EmptyData), Embeddings, "Check every input is a non-empty string or token array, then retry; send fewer inputs per request if it repeats"),
+        (Outcome::of(Kind::EmptyData), Endpoint::ImagesGenerations, "The prompt was probably filtered: check revised_prompt and rephrase it"),
+        (Outcome::of(Kind::ContextLengthExceeded), Responses, "Shorten the input or lower max_output_tokens to fit the model's context window, or send `truncation: \"auto\"`"),
+        (Outcome::of(Kind::BadRequest), Responses, "Fix the request before retrying: check error.param, then validate `model`, `input`, `text.format`, the JSON shape and field types"),
+    ];
+    for (outcome, endpoint, line) in rows {
+        assert_eq!(
+            hint(&outcome, endpoint),
+            line,
+            "{:?} {endpoint:?}",
+            outcome.kind
+        );
+    }
+}
+
+#[test]
+fn the_hint_ends_the_message_unless_turned_off() {
+    let outcome = Outcome {
+        upstream_status: Some(503),
+        message: Some("mock error 503".into()),
+        ..Outcome::of(Kind::ServerError)
+    };
+    let on = EnvelopeContext {
+        hint_in_message: true,
+        ..ctx(3)
+    };
+    assert_eq!(
+        json_of(&body(&outcome, &on))["error"]["message"],
+        "mock error 503 [backstop: server_error after 3 attempt(s): Retry later with backoff \
+         and keep the upstream request id; try another model if it persists]"
+    );
+    assert_eq!(
+        json_of(&body(&outcome, &ctx(3)))["error"]["message"],
+        "mock error 503"
+    );
+    // Without an upstream message, the gateway's own comes first.
+    let own = Outcome::of(Kind::Overloaded);
+    assert_eq!(
+        json_of(&body(&own, &EnvelopeContext { hint_in_message: true, ..ctx(0) }))["error"]["message"],
+        "The gateway is overloaded and shed this request before any upstream attempt \
+         [backstop: overloaded after 0 attempt(s): The gateway is at its in-flight limit \
+         (limits.max_inflight): retry after retry-after with backoff, or give the gateway more capacity]"
+    );
+    // Secrets in the upstream's message stay out of the tail's message too.
+    let echoed = Outcome {
+        message: Some(format!("bad key {KEY}")),
+        ..Outcome::of(Kind::Unauthorized)
+    };
+    let text = json_of(&body(&echoed, &on))["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !text.contains(KEY) && text.starts_with("bad key [REDACTED] [backstop: unauthorized"),
+        "{text}"
+    );
+}
+
+#[test]
+fn retryable_follows_the_policy_in_force() {
+    use crate::config::Action;
+    let retrying = Actions {
+        empty_content: Action::Retry,
+        length: Action::Fail,
+        ..ctx(3).actions
+    };
+    let policy = EnvelopeContext {
+        actions: retrying,
+        ..ctx(3)
+    };
+    let rows = [
+        (Kind::EmptyContent, true),
+        (Kind::Length, false),
+        (Kind::ServerError, true),
+        (Kind::Overloaded, true),
+        (Kind::Shutdown, true),
+        (Kind::BadRequest, false),
+        (Kind::ClientClosed, false),
+    ];
+    for (kind, retryable) in rows {
+        let envelope = json_of(&body(&Outcome::of(kind), &policy));
+        assert_eq!(
+            envelope["error"]["backstop"]["retryable"], retryable,
+            "{kind}"
+        );
     }
 }
 
@@ -263,7 +391,7 @@ fn secrets_are_redacted_from_upstream_text() {
     assert_eq!(envelope["error"]["param"], "key=[REDACTED]");
     assert_eq!(envelope["error"]["code"], "[REDACTED]");
     // Also on a stream's error event.
-    let event = sse_error_event(&outcome, &ctx(1));
+    let event = sse_error_event(&outcome, &ctx(1), false);
     assert!(!String::from_utf8_lossy(&event).contains(KEY));
 }
 
@@ -348,7 +476,12 @@ fn response_and_sse_event_carry_the_same_envelope() {
     assert_eq!(res.headers(), &headers(&outcome, &ctx(3)));
     assert_eq!(res.body(), &body(&outcome, &ctx(3)));
 
-    let event = sse_error_event(&outcome, &ctx(3));
+    let named = sse_error_event(&outcome, &ctx(3), true);
+    assert!(
+        named.starts_with(b"event: error\ndata: {"),
+        "the Responses API's named event"
+    );
+    let event = sse_error_event(&outcome, &ctx(3), false);
     let text = std::str::from_utf8(&event).expect("utf-8");
     let data = text
         .strip_prefix("data: ")

@@ -49,13 +49,15 @@ pub fn inspect_body(expect: &Expectation, body: &[u8]) -> Findings {
     let views = indexed
         .iter()
         .map(|(index, c)| choice_view(expect, *index, c));
-    let (kind, detail) = judge_all(&expect.json, views);
+    let (kind, subject, detail) = judge_all(&expect.json, views);
     Findings {
         kind,
         finish_reasons,
         model,
         usage,
         detail,
+        subject,
+        error: None,
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::expect::JsonMode;
 use super::findings::cap_detail;
+use crate::outcome::Subject;
 use crate::taxonomy::Kind;
 
 /// One tool call of a choice, as far as the rules need it.
@@ -31,20 +32,33 @@ pub(crate) struct ChoiceView<'a> {
     pub(crate) tool_calls: Vec<ToolCallView<'a>>,
 }
 
+/// A choice's finding: its kind, what part of the answer it is about, and
+/// what exactly is wrong.
+pub(crate) type Verdict = (Kind, Subject, String);
+
 /// The per-choice rules (see the table above). `None` means ok.
-pub(crate) fn judge(json: &JsonMode, choice: &ChoiceView<'_>) -> Option<(Kind, String)> {
+pub(crate) fn judge(json: &JsonMode, choice: &ChoiceView<'_>) -> Option<Verdict> {
     let at = format!("choice {}", choice.index);
     if choice.finish_reason == "content_filter" {
         return Some((
             Kind::ContentFilter,
+            Subject::Content,
             format!("{at}: finish_reason content_filter"),
         ));
     }
     if let Some(refusal) = choice.refusal.as_deref().filter(|r| !r.trim().is_empty()) {
-        return Some((Kind::ContentFilter, format!("{at}: refusal: {refusal}")));
+        return Some((
+            Kind::ContentFilter,
+            Subject::Content,
+            format!("{at}: refusal: {refusal}"),
+        ));
     }
     if choice.finish_reason == "length" {
-        return Some((Kind::Length, format!("{at}: finish_reason length")));
+        return Some((
+            Kind::Length,
+            Subject::Content,
+            format!("{at}: finish_reason length"),
+        ));
     }
     if !choice.tool_calls.is_empty() {
         for call in &choice.tool_calls {
@@ -53,7 +67,7 @@ pub(crate) fn judge(json: &JsonMode, choice: &ChoiceView<'_>) -> Option<(Kind, S
             };
             if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(args) {
                 let what = format!("{at}: {} arguments are not valid JSON: {err}", call.label);
-                return Some((Kind::InvalidJson, what));
+                return Some((Kind::InvalidJson, Subject::ToolArguments, what));
             }
         }
         return None;
@@ -64,7 +78,7 @@ pub(crate) fn judge(json: &JsonMode, choice: &ChoiceView<'_>) -> Option<(Kind, S
             other => other,
         };
         let what = format!("{at}: finish_reason {reason} with no content and no tool calls");
-        return Some((Kind::EmptyContent, what));
+        return Some((Kind::EmptyContent, Subject::Content, what));
     }
     let text = choice.json_text.as_deref()?;
     let schema = match json {
@@ -77,6 +91,7 @@ pub(crate) fn judge(json: &JsonMode, choice: &ChoiceView<'_>) -> Option<(Kind, S
         Err(err) => {
             return Some((
                 Kind::InvalidJson,
+                Subject::Content,
                 format!("{at}: content is not valid JSON: {err}"),
             ))
         }
@@ -92,7 +107,7 @@ pub(crate) fn judge(json: &JsonMode, choice: &ChoiceView<'_>) -> Option<(Kind, S
         "{at}: content does not match the schema: {path}: {}",
         error.masked()
     );
-    Some((Kind::SchemaMismatch, what))
+    Some((Kind::SchemaMismatch, Subject::Content, what))
 }
 
 /// How bad a kind is when several choices disagree (higher wins).
@@ -130,21 +145,21 @@ pub(crate) fn severity(kind: Kind) -> u8 {
 pub(crate) fn judge_all<'a>(
     json: &JsonMode,
     choices: impl IntoIterator<Item = ChoiceView<'a>>,
-) -> (Kind, Option<String>) {
-    let mut worst: Option<(Kind, String)> = None;
+) -> (Kind, Subject, Option<String>) {
+    let mut worst: Option<Verdict> = None;
     for choice in choices {
-        if let Some((kind, detail)) = judge(json, &choice) {
+        if let Some((kind, subject, detail)) = judge(json, &choice) {
             if worst
                 .as_ref()
-                .is_none_or(|(w, _)| severity(kind) > severity(*w))
+                .is_none_or(|(w, _, _)| severity(kind) > severity(*w))
             {
-                worst = Some((kind, detail));
+                worst = Some((kind, subject, detail));
             }
         }
     }
     match worst {
-        Some((kind, detail)) => (kind, Some(cap_detail(detail))),
-        None => (Kind::Ok, None),
+        Some((kind, subject, detail)) => (kind, subject, Some(cap_detail(detail))),
+        None => (Kind::Ok, Subject::Content, None),
     }
 }
 

@@ -18,6 +18,12 @@ pub enum Endpoint {
     /// Video tasks: `videos` and everything under it (`/v1/videos/{id}`,
     /// Kling's `/kling/v1/videos/text2video/{id}`), and `video/...`.
     Videos,
+    /// The Responses API: a create (`responses`) or a poll
+    /// (`responses/{id}`).
+    Responses,
+    Embeddings,
+    /// `audio/transcriptions` and `audio/translations`.
+    Transcriptions,
     #[default]
     Other,
 }
@@ -37,6 +43,9 @@ impl Endpoint {
             ["completions"] => Endpoint::Completions,
             ["images", "generations" | "edits" | "variations"] => Endpoint::ImagesGenerations,
             ["videos" | "video", ..] => Endpoint::Videos,
+            ["responses"] | ["responses", _] => Endpoint::Responses,
+            ["embeddings"] => Endpoint::Embeddings,
+            ["audio", "transcriptions" | "translations"] => Endpoint::Transcriptions,
             _ => Endpoint::Other,
         }
     }
@@ -69,6 +78,8 @@ pub struct Expectation {
     pub include_usage: bool,
     /// The `model` the client asked for.
     pub model: Option<String>,
+    /// Embeddings: how many inputs were sent (a string is one).
+    pub inputs: Option<usize>,
 }
 
 impl Expectation {
@@ -80,7 +91,30 @@ impl Expectation {
             Endpoint::ChatCompletions | Endpoint::Completions => {
                 json_mode(body.get("response_format"))
             }
-            Endpoint::ImagesGenerations | Endpoint::Videos | Endpoint::Other => JsonMode::None,
+            // The Responses API says it as `text.format`, with the schema
+            // inline (`{"type": "json_schema", "name": …, "schema": …}`).
+            Endpoint::Responses => json_mode(
+                body.get("text")
+                    .and_then(|t| t.get("format"))
+                    .map(responses_format)
+                    .as_ref(),
+            ),
+            Endpoint::ImagesGenerations
+            | Endpoint::Videos
+            | Endpoint::Embeddings
+            | Endpoint::Transcriptions
+            | Endpoint::Other => JsonMode::None,
+        };
+        let inputs = match (endpoint, body.get("input")) {
+            (Endpoint::Embeddings, Some(Value::String(_))) => Some(1),
+            (Endpoint::Embeddings, Some(Value::Array(items))) => {
+                // A list of numbers is one tokenized input.
+                match items.first() {
+                    Some(Value::Number(_)) => Some(1),
+                    _ => Some(items.len()),
+                }
+            }
+            _ => None,
         };
         let include_usage = body
             .get("stream_options")
@@ -93,7 +127,20 @@ impl Expectation {
             json,
             include_usage,
             model: body.get("model").and_then(Value::as_str).map(str::to_owned),
+            inputs,
         }
+    }
+}
+
+/// A Responses `text.format` in the chat's `response_format` shape (the
+/// schema nested under `json_schema`), so one reader serves both.
+fn responses_format(format: &Value) -> Value {
+    match format.get("schema") {
+        Some(schema) => serde_json::json!({
+            "type": format.get("type").cloned().unwrap_or(Value::Null),
+            "json_schema": {"schema": schema},
+        }),
+        None => format.clone(),
     }
 }
 
@@ -139,7 +186,13 @@ mod tests {
             ("/v1/video/generations", Endpoint::Videos),
             ("/v1/models", Endpoint::Other),
             ("/v1/chat/completions/extra", Endpoint::Other),
-            ("/v1/embeddings", Endpoint::Other),
+            ("/v1/embeddings", Endpoint::Embeddings),
+            ("/v1/responses", Endpoint::Responses),
+            ("/v1/responses/", Endpoint::Responses),
+            ("/v1/responses/resp_1", Endpoint::Responses),
+            ("/v1/responses/resp_1/input_items", Endpoint::Other),
+            ("/v1/audio/transcriptions", Endpoint::Transcriptions),
+            ("/v1/audio/translations", Endpoint::Transcriptions),
             ("", Endpoint::Other),
         ];
         for (path, expected) in rows {

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::outcome::Subject;
 use crate::taxonomy::Kind;
 
 /// What inspecting one answer found.
@@ -21,6 +22,11 @@ pub struct Findings {
     /// A short explanation for the envelope and the logs: which choice, the
     /// JSON or schema error, the revised prompt.
     pub detail: Option<String>,
+    /// What part of the answer the kind is about.
+    pub subject: Subject,
+    /// The error object of an answer that reported a failure in a success
+    /// status (a Responses `failed` status): the kind is that error's.
+    pub error: Option<Value>,
 }
 
 impl Findings {

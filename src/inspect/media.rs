@@ -49,6 +49,7 @@ pub fn inspect_images(body: &[u8]) -> Findings {
             .map(str::to_owned),
         usage: value.get("usage").and_then(Usage::from_json),
         detail,
+        ..Findings::default()
     }
 }
 

@@ -27,13 +27,21 @@
 
 mod chat;
 mod choice;
+mod embeddings;
+mod events;
 mod expect;
 mod findings;
 mod media;
+mod responses;
 mod stream;
+mod whole;
 
 pub use chat::inspect_body;
+pub use embeddings::{inspect_embeddings, inspect_transcription};
+pub use events::{stream_inspector, EventInspector, DONE};
 pub use expect::{Endpoint, Expectation, JsonMode};
 pub use findings::{Findings, Usage};
 pub use media::{inspect_images, is_task_not_ready, normalize_video, VideoBody, VideoVerdict};
+pub use responses::{inspect_response, judge_response, ResponsesInspector};
 pub use stream::{EventVerdict, StreamEnd, StreamInspector};
+pub use whole::inspect_whole;

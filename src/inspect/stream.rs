@@ -24,6 +24,7 @@ use super::chat::{content_text, tool_label};
 use super::choice::{judge_all, ChoiceView, ToolCallView};
 use super::expect::{Expectation, JsonMode};
 use super::findings::{Findings, Usage};
+use crate::outcome::Subject;
 use crate::taxonomy::Kind;
 
 /// Cap on each buffered text (JSON-mode content, one tool call's
@@ -65,7 +66,7 @@ pub enum StreamEnd {
 }
 
 impl StreamEnd {
-    fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             StreamEnd::Done => "sent [DONE]",
             StreamEnd::Eof => "closed",
@@ -293,7 +294,7 @@ impl StreamInspector {
             .values()
             .map(|c| c.finish_reason.clone().unwrap_or_default())
             .collect();
-        let (kind, detail) = if self.all_finished() {
+        let (kind, subject, detail) = if self.all_finished() {
             judge_all(
                 &self.json,
                 self.choices.iter().map(|(index, c)| self.view(*index, c)),
@@ -306,7 +307,7 @@ impl StreamInspector {
                 ),
                 None => format!("the stream {} before any choice", end.describe()),
             };
-            (Kind::StreamTruncated, Some(detail))
+            (Kind::StreamTruncated, Subject::Content, Some(detail))
         };
         Findings {
             kind,
@@ -314,6 +315,8 @@ impl StreamInspector {
             model: self.model.clone(),
             usage: self.usage,
             detail,
+            subject,
+            error: None,
         }
     }
 

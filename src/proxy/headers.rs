@@ -148,6 +148,13 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// Whether an answer says it is JSON (`application/json`, `…+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let ct = content_type(headers);
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    mime.ends_with("/json") || mime.ends_with("+json")
+}
+
 /// Whether an answer is an HTML page (a wrong base URL, a WAF).
 pub fn is_html(headers: &HeaderMap) -> bool {
     content_type(headers).starts_with("text/html")

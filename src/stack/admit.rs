@@ -156,6 +156,8 @@ where
         max_attempts: config.retry.max_attempts,
         secrets: &secrets,
         drain,
+        endpoint: crate::inspect::Endpoint::from_path(req.uri().path()),
+        hint_in_message: config.envelope.hint_in_message,
     };
     let refuse = |outcome: Outcome, render: &RenderContext<'_>, finish: Finish| {
         respond::error(outcome, &Tally::default(), render, finish)

@@ -162,11 +162,13 @@ async fn first_event(mut body: Body) -> Result<(Bytes, Body), Outcome> {
                 seen.extend_from_slice(&chunk);
                 parser.push(chunk);
                 if let Some(event) = parser.next_event() {
-                    if let Some(error) = event
+                    let data = event
                         .data
                         .as_deref()
-                        .and_then(|d| serde_json::from_slice::<serde_json::Value>(d).ok())
-                        .and_then(|v| v.get("error").cloned())
+                        .and_then(|d| serde_json::from_slice::<serde_json::Value>(d).ok());
+                    if let Some(error) = data
+                        .as_ref()
+                        .and_then(|v| in_band_error(event.event.as_deref(), v))
                     {
                         let mut outcome = classify::classify_error_object(&error, None);
                         outcome.upstream_status = Some(200);
@@ -187,4 +189,14 @@ async fn first_event(mut body: Body) -> Result<(Bytes, Body), Outcome> {
             Some(Err(e)) => return Err(failure(&e)),
         }
     }
+}
+
+/// The error an event carries: chat's `{"error": {...}}`, or the Responses
+/// API's `event: error` whose data is the error itself.
+fn in_band_error(name: Option<&str>, data: &serde_json::Value) -> Option<serde_json::Value> {
+    if let Some(error) = data.get("error").filter(|e| !e.is_null()) {
+        return Some(error.clone());
+    }
+    let typed = data.get("type").and_then(serde_json::Value::as_str) == Some("error");
+    (name == Some("error") || typed).then(|| data.clone())
 }

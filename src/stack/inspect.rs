@@ -123,15 +123,17 @@ async fn inspect(
     // A stream request answered with plain JSON is inspected as JSON.
     let stream = expect.stream && headers::is_event_stream(resp.headers());
     match (expect.endpoint, stream) {
-        (Endpoint::ChatCompletions | Endpoint::Completions, true) => {
+        (Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Responses, true) => {
             watch::watch(state, facts, attempt, resp).await
         }
-        (
-            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::ImagesGenerations,
-            false,
-        ) => whole::inspect_whole(state, facts, attempt, resp).await,
         (Endpoint::Videos, _) => tasks::video(state, method, facts, attempt, resp).await,
-        (Endpoint::ImagesGenerations, true) | (Endpoint::Other, _) => {
+        // An inspected endpoint's whole answer is read whatever its content
+        // type says: it may be an error object in a 2xx, and the endpoint's
+        // own rules apply. Anything else passes through, bounded.
+        (endpoint, false) if endpoint != Endpoint::Other => {
+            whole::inspect_whole(state, facts, attempt, resp).await
+        }
+        _ => {
             attempt.response = Some(resp.map(AnswerBody::Plain));
             attempt
         }

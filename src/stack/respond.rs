@@ -16,6 +16,7 @@ use crate::envelope::{
     self, EnvelopeContext, X_BACKSTOP_ATTEMPTS, X_BACKSTOP_CLASS, X_BACKSTOP_KIND,
     X_BACKSTOP_TARGET,
 };
+use crate::inspect::Endpoint;
 use crate::outcome::Outcome;
 use crate::record::Finish;
 use crate::secrets::Secrets;
@@ -33,6 +34,10 @@ pub struct RenderContext<'a> {
     pub secrets: &'a Secrets,
     /// Cuts a forwarded body at the drain deadline.
     pub drain: &'a Drain,
+    /// The API called, for the hint's wording.
+    pub endpoint: Endpoint,
+    /// `envelope.hint_in_message`.
+    pub hint_in_message: bool,
 }
 
 /// Turns the chain's final attempt into the client's response.
@@ -91,6 +96,9 @@ pub fn error(
         max_attempts: ctx.max_attempts,
         target: tally.target.as_deref(),
         attempt_kinds: &tally.kinds,
+        endpoint: ctx.endpoint,
+        actions: ctx.actions,
+        hint_in_message: ctx.hint_in_message,
     };
     let resp = envelope::response(&outcome, &env).map(Body::from);
     finish.done(outcome, resp.status().as_u16());

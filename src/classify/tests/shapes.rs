@@ -270,6 +270,44 @@ fn success_bodies() {
             r#"{"error":{"message":"oops","type":"server_error"}}"#,
             Kind::ServerError,
         ),
+        // aiapi's {"code","message","data"} with no success in it
+        (
+            200,
+            vec![JSON],
+            r#"{"code":"server_error","message":"mock error in a 200","data":null}"#,
+            Kind::ServerError,
+        ),
+        (
+            200,
+            vec![JSON],
+            r#"{"code":"rate_limit_exceeded","message":"slow down"}"#,
+            Kind::RateLimited,
+        ),
+        (
+            200,
+            vec![JSON],
+            r#"{"code":"invalid_request","message":"missing model","data":null}"#,
+            Kind::BadRequest,
+        ),
+        // ... but a success envelope is success (Kling's code 0, data set)
+        (
+            200,
+            vec![JSON],
+            r#"{"code":0,"message":"SUCCEED","data":{"task_id":"t1"}}"#,
+            Kind::Ok,
+        ),
+        (
+            200,
+            vec![JSON],
+            r#"{"code":"200","message":"ok","data":null}"#,
+            Kind::Ok,
+        ),
+        (
+            200,
+            vec![JSON],
+            r#"{"code":"x","message":"y","data":null,"id":"not an envelope"}"#,
+            Kind::Ok,
+        ),
     ];
     for (status, pairs, body, kind) in rows {
         let outcome = run(status, &pairs, body);

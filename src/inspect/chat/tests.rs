@@ -64,6 +64,7 @@ fn a_plain_answer_is_ok_with_model_and_usage() {
                 completion_tokens: 7
             }),
             detail: None,
+            ..Findings::default()
         }
     );
 }

@@ -95,6 +95,7 @@ fn a_clean_stream_is_ok_with_usage() {
                 completion_tokens: 12
             }),
             detail: None,
+            ..Findings::default()
         }
     );
     // Finished but closed without [DONE] (or cut after the finish): still ok.

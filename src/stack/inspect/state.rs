@@ -19,6 +19,8 @@ const TASKS_REMEMBERED: usize = 4096;
 /// The inspection layer's state.
 pub struct InspectState {
     pub inspect: InspectConfig,
+    /// `envelope.hint_in_message`, for a stream's closing error event.
+    pub hint_in_message: bool,
     pub metrics: Arc<Metrics>,
     /// Cuts the streams still going at the drain deadline.
     pub drain: Drain,
@@ -30,6 +32,7 @@ impl InspectState {
     pub fn new(config: &Config, metrics: Arc<Metrics>, drain: Drain) -> InspectState {
         InspectState {
             inspect: config.inspect.clone(),
+            hint_in_message: config.envelope.hint_in_message,
             metrics,
             drain,
             tasks: Mutex::new(HashMap::new()),

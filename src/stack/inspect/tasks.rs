@@ -9,14 +9,13 @@ use axum::body::Body;
 use http::{header, HeaderValue, Method, Response};
 
 use crate::attempt::{AnswerBody, Attempt};
-use crate::classify::{self, TransportFailure};
 use crate::config::ms;
 use crate::facts::RequestFacts;
 use crate::inspect::{is_task_not_ready, normalize_video, VideoBody};
 use crate::outcome::Outcome;
-use crate::proxy::body::{prefixed, read_capped, Read};
 
 use super::state::InspectState;
+use super::whole::{read_answer, Answer};
 
 /// Video tasks: note creations, normalize Kling's status, hint at silent
 /// failures.
@@ -24,34 +23,12 @@ pub async fn video(
     state: &Arc<InspectState>,
     method: &Method,
     facts: &RequestFacts,
-    mut attempt: Attempt,
+    attempt: Attempt,
     resp: Response<Body>,
 ) -> Attempt {
-    let (mut parts, body) = resp.into_parts();
-    let bytes = match read_capped(body, state.inspect.max_body_bytes).await {
-        Read::Whole(bytes) => bytes,
-        Read::TooLarge(prefix, rest) => {
-            state.uninspected(facts.route);
-            attempt.response = Some(Response::from_parts(
-                parts,
-                AnswerBody::Plain(prefixed(prefix, rest)),
-            ));
-            return attempt;
-        }
-        Read::Stalled(t) => {
-            return Attempt {
-                outcome: classify::transport(TransportFailure::Stalled, &t.to_string()),
-                response: None,
-                ..attempt
-            }
-        }
-        Read::Broken(detail) => {
-            return Attempt {
-                outcome: classify::transport(TransportFailure::Reset, &detail),
-                response: None,
-                ..attempt
-            }
-        }
+    let (mut parts, bytes, mut attempt) = match read_answer(state, facts, attempt, resp).await {
+        Answer::Read(parts, bytes, attempt) => (parts, bytes, attempt),
+        Answer::Done(attempt) => return attempt,
     };
     if method == Method::POST {
         if let Some(id) = serde_json::from_slice::<serde_json::Value>(&bytes)

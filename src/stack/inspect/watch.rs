@@ -35,7 +35,7 @@ use crate::classify::{self, TransportFailure};
 use crate::config::{ms, Action};
 use crate::envelope::{self, EnvelopeContext};
 use crate::facts::RequestFacts;
-use crate::inspect::{EventVerdict, StreamEnd, StreamInspector};
+use crate::inspect::{stream_inspector, EventInspector, EventVerdict, StreamEnd};
 use crate::outcome::Outcome;
 use crate::proxy::body::{timeout_of, BodyTimeout};
 use crate::record::Finish;
@@ -43,9 +43,7 @@ use crate::sse::{Oversized, SseParser};
 use crate::taxonomy::{Class, Kind};
 
 use super::state::InspectState;
-use super::whole::{apply, describe};
-
-const DONE: &[u8] = b"data: [DONE]\n\n";
+use super::whole::apply;
 
 /// Puts a streamed success under watch, looking ahead first when an early
 /// verdict could still change the answer (an action other than `pass` for
@@ -121,7 +119,7 @@ enum Out {
 pub struct StreamWatch {
     upstream: BodyDataStream,
     parser: SseParser,
-    inspector: StreamInspector,
+    inspector: Box<dyn EventInspector>,
     queue: VecDeque<Out>,
     /// Bytes queued and not yet sent (what the lookahead holds).
     held: usize,
@@ -148,11 +146,7 @@ impl StreamWatch {
         inspect: Arc<InspectState>,
         upstream: &Outcome,
     ) -> StreamWatch {
-        let inspector = if facts.plan.repair_streams {
-            StreamInspector::new(&facts.expect).capturing_content()
-        } else {
-            StreamInspector::new(&facts.expect)
-        };
+        let inspector = stream_inspector(&facts.expect, facts.plan.repair_streams);
         StreamWatch {
             upstream: body.into_data_stream(),
             parser: SseParser::new(),
@@ -321,22 +315,17 @@ impl StreamWatch {
     /// through the chain when the route repairs streams and one choice of
     /// plain text went out; else end with the original failure.
     async fn broken(&mut self, end: StreamEnd) {
-        let (choices, tools) = self.inspector.shape();
-        let partial = self.inspector.content_of(0).map(str::to_string);
-        if let (Some(chain), 1, false, Some(partial)) =
-            (self.chain.as_mut(), choices, tools, partial)
-        {
-            if !partial.is_empty() {
-                let cut = Continuation {
-                    partial,
-                    cause: end,
-                };
-                if let Some(resumed) = chain.resume(cut).await {
-                    self.upstream = resumed.body.into_data_stream();
-                    // Whatever half event was pending belongs to the cut stream.
-                    self.parser = SseParser::new();
-                    return;
-                }
+        let partial = self.inspector.repairable_text().map(str::to_string);
+        if let (Some(chain), Some(partial)) = (self.chain.as_mut(), partial) {
+            let cut = Continuation {
+                partial,
+                cause: end,
+            };
+            if let Some(resumed) = chain.resume(cut).await {
+                self.upstream = resumed.body.into_data_stream();
+                // Whatever half event was pending belongs to the cut stream.
+                self.parser = SseParser::new();
+                return;
             }
         }
         self.end(end, None);
@@ -358,10 +347,17 @@ impl StreamWatch {
                 self.push(event.raw);
                 continue;
             };
-            match self.inspector.observe(data) {
+            match self.inspector.observe(event.event.as_deref(), data) {
                 EventVerdict::Forward => self.push(event.raw),
                 EventVerdict::Drop => self.inspect.malformed(self.facts.route),
-                EventVerdict::Done => self.done = Some(event.raw),
+                // The end event(s), held until the verdict: chat's `[DONE]`,
+                // a Responses terminal event (and a `[DONE]` after it).
+                EventVerdict::Done => {
+                    self.done = Some(match self.done.take() {
+                        Some(held) => [held, event.raw].concat().into(),
+                        None => event.raw,
+                    })
+                }
                 EventVerdict::Error(error) => {
                     let mut outcome = classify::classify_error_object(&error, None);
                     outcome.upstream_status = Some(self.upstream_status);
@@ -385,21 +381,15 @@ impl StreamWatch {
         let _partial = self.parser.take_pending();
         let findings = self.inspector.finish(end);
         self.inspect.record_findings(&self.facts, &findings);
-        let outcome = match in_band {
-            Some(o) => o,
-            None => Outcome {
-                kind: findings.kind,
+        let outcome = in_band.unwrap_or_else(|| {
+            let mut outcome = Outcome {
                 upstream_status: Some(self.upstream_status),
-                message: Some(describe(
-                    &Outcome::of(findings.kind),
-                    findings.detail.as_deref(),
-                )),
-                model: findings.model.clone(),
-                finish_reason: findings.notable_finish_reason(),
                 upstream_request_id: self.upstream_request_id.clone(),
                 ..Outcome::default()
-            },
-        };
+            };
+            apply(&mut outcome, &findings);
+            outcome
+        });
         if fails(&outcome, &self.facts.actions) {
             self.queue.push_back(Out::Error);
         } else if outcome.kind == Kind::StreamTruncated {
@@ -407,8 +397,12 @@ impl StreamWatch {
             // the stream was not complete.
             self.queue.push_back(Out::Close);
         } else {
-            let done = self.done.take().unwrap_or(Bytes::from_static(DONE));
-            self.queue.push_back(Out::Done(done));
+            match (self.done.take(), self.inspector.done_event()) {
+                (Some(done), _) => self.queue.push_back(Out::Done(done)),
+                (None, Some(done)) => self.queue.push_back(Out::Done(Bytes::from_static(done))),
+                // The API ends without one (the Responses API).
+                (None, None) => self.queue.push_back(Out::Close),
+            }
         }
         self.ending = Some((outcome, end));
     }
@@ -430,8 +424,11 @@ impl StreamWatch {
             max_attempts: self.chain.as_ref().map_or(1, |c| c.max_attempts()),
             target: tally.target.as_deref(),
             attempt_kinds: &tally.kinds,
+            endpoint: self.facts.expect.endpoint,
+            actions: self.facts.actions,
+            hint_in_message: self.inspect.hint_in_message,
         };
-        envelope::sse_error_event(&outcome, &ctx)
+        envelope::sse_error_event(&outcome, &ctx, self.inspector.named_errors())
     }
 
     /// Records the final outcome (once).

@@ -24,7 +24,7 @@ use tower::{Service, ServiceExt};
 use crate::attempt::{
     AnswerBody, Attempt, AttemptRequest, Call, Chain, Continuation, Purpose, Resumed, Tally,
 };
-use crate::config::{ms, Action, RetryConfig};
+use crate::config::{ms, RetryConfig};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::proxy::targets::{Permit, Targets};
@@ -67,10 +67,11 @@ impl Shared {
 /// silent ones when their `[inspect]` action says `retry`.
 pub fn retryable(kind: Kind, actions: &crate::actions::Actions) -> bool {
     match kind.class() {
-        // The gateway's own kinds are never its own to retry.
+        // The gateway's own kinds are never its own to retry: shedding is
+        // the client's to retry later.
         Class::None | Class::Aborted => false,
-        Class::Hard => kind.is_retryable() && kind != Kind::Overloaded,
-        Class::Soft | Class::Silent => actions.get(kind) == Action::Retry,
+        Class::Hard if kind == Kind::Overloaded => false,
+        Class::Hard | Class::Soft | Class::Silent => actions.retryable(kind),
     }
 }
 
