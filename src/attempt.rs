@@ -79,6 +79,13 @@ pub struct AttemptRequest {
     /// The longest wait for the answer's headers (a stream: its first
     /// event); the exchange also stops at the request's deadline.
     pub first_byte_timeout: Duration,
+    /// A stream only: the longest wait for its first content or reasoning
+    /// delta (the target's first-token limit); past it the attempt fails as
+    /// a `timeout` if nothing went out yet.
+    pub first_token_timeout: Option<Duration>,
+    /// A stream only: come back only once the first token arrived (or the
+    /// attempt failed) — a hedged attempt wins by its first token.
+    pub await_first_token: bool,
 }
 
 /// The body of an answer to forward.

@@ -77,6 +77,9 @@ pub enum TransportFailure {
     /// The answer started, then went silent (or the deadline came) before
     /// anything of it reached the client.
     Stalled,
+    /// A stream gave no content or reasoning delta within its target's
+    /// first-token limit.
+    NoFirstToken,
 }
 
 /// Classifies an upstream answer. `body` is the whole body, or empty when it
@@ -145,6 +148,10 @@ pub fn transport(failure: TransportFailure, detail: &str) -> Outcome {
             "The upstream closed or reset the connection before answering",
         ),
         TransportFailure::Stalled => (Kind::Timeout, "The upstream's answer stalled"),
+        TransportFailure::NoFirstToken => (
+            Kind::Timeout,
+            "The upstream's stream gave no first token within the target's first-token limit",
+        ),
     };
     let detail = body::cap(detail);
     let message = if detail.is_empty() {

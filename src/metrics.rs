@@ -41,6 +41,7 @@ pub struct Metrics {
     pub ratelimit_remaining: IntGaugeVec,
     pub pacing_waits: IntCounterVec,
     pub stream_repairs: IntCounterVec,
+    pub hedges: IntCounterVec,
     models: BoundedLabels,
     finish_reason_labels: BoundedLabels,
 }
@@ -157,6 +158,11 @@ impl Metrics {
             "Cut streams continued on a prefill-capable target.",
             &["route"],
         )?;
+        let hedges = counter(
+            "backstop_hedges_total",
+            "Hedged requests by how they settled: primary_won, hedge_won, both_failed, budget_exhausted.",
+            &["route", "outcome"],
+        )?;
         Ok(Metrics {
             registry,
             requests,
@@ -176,6 +182,7 @@ impl Metrics {
             ratelimit_remaining,
             pacing_waits,
             stream_repairs,
+            hedges,
             models: BoundedLabels::new(max_model_labels),
             finish_reason_labels: BoundedLabels::new(32),
         })

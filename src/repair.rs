@@ -63,6 +63,8 @@ mod tests {
             ],
             fallback_on: KindSet::empty(),
             repair_streams: true,
+            attempts_per_target: 2,
+            hedge_after: None,
         };
         let rows = [
             (0, Some(1)),

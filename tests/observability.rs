@@ -316,6 +316,7 @@ async fn the_dashboard_queries_exported_metrics_and_prometheus_accepts_each() {
             "name": "m1",
             "models": ["m1"],
             "targets": [{"upstream": "default", "model": "m1"}, {"upstream": "backup", "model": "m1-backup"}],
+            "attempts_per_target": 1,
         }))
         .unwrap()];
     })

@@ -89,10 +89,14 @@ async fn an_outage_is_served_from_the_fallback_and_the_primary_is_probed_and_res
     let gw = gateway(&primary.base_url(), |c: &mut Config| {
         c.upstreams
             .insert("backup".into(), upstream(backup.base_url()));
-        c.routes = vec![route(vec![
+        // One attempt per target, so that each request shows one primary
+        // failure (the default, two, has its own test).
+        let mut rule = route(vec![
             target("default", "primary-model"),
             target("backup", "fallback-model"),
-        ])];
+        ]);
+        rule.attempts_per_target = 1;
+        c.routes = vec![rule];
         c.circuit.consecutive_failures = 2;
         c.circuit.cooldown_ms = 300;
     })
@@ -315,14 +319,16 @@ async fn an_exhausted_chain_lists_every_attempt_kind() {
     assert_eq!(status, 429);
     assert_eq!(h["x-backstop-attempts"], "3");
     let b = &body["error"]["backstop"];
+    // The primary gets its two attempts (a lone 5xx is retried there),
+    // then the backup the last one the chain has.
     assert_eq!(
         b["attempt_kinds"],
-        json!(["server_error", "rate_limited", "rate_limited"])
+        json!(["server_error", "server_error", "rate_limited"])
     );
     assert_eq!(b["target"], "backup/fallback-model");
     assert_eq!(
         (primary.count(), backup.count()),
-        (1, 2),
+        (2, 1),
         "one attempt count for the whole chain"
     );
 }

@@ -78,6 +78,25 @@ pub struct RouteRule {
     pub fallback_on: Vec<String>,
     #[serde(default)]
     pub repair_streams: bool,
+    /// Attempts one target gets for a failure it may get over (a short
+    /// rate-limit wait, a lone 5xx) before the chain moves on.
+    #[serde(default = "default_attempts_per_target")]
+    pub attempts_per_target: u32,
+    /// Start the next target in parallel when the current one has given
+    /// no first token after this long; the first to give one wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge_after_ms: Option<u64>,
+}
+
+/// `attempts_per_target` when a rule names none.
+pub const DEFAULT_ATTEMPTS_PER_TARGET: u32 = 2;
+
+/// The first-token limit of a streamed attempt on a target that has another
+/// after it, when the target sets none (`first_token_timeout_ms`).
+pub const DEFAULT_FIRST_TOKEN_TIMEOUT_MS: u64 = 15_000;
+
+fn default_attempts_per_target() -> u32 {
+    DEFAULT_ATTEMPTS_PER_TARGET
 }
 
 /// One entry of `routes[].targets`.
@@ -92,7 +111,9 @@ pub struct TargetEntry {
     /// Overrides the upstream's `context_window` for this target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
-    /// For a stream: the longest wait for the first token on this target.
+    /// For a stream: the longest wait for the first content or reasoning
+    /// delta on this target. Unset: [`DEFAULT_FIRST_TOKEN_TIMEOUT_MS`] when
+    /// another target follows, none on the last; 0: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_token_timeout_ms: Option<u64>,
 }
@@ -108,8 +129,10 @@ pub struct CircuitConfig {
     pub window: usize,
     /// The ratio only counts once the window holds this many outcomes.
     pub min_requests: usize,
-    /// Open this long, then half-open: one probe at a time.
+    /// Open this long, then half-open: one probe at a time. Each failed
+    /// probe doubles it, up to `max_cooldown_ms`; a successful one resets it.
     pub cooldown_ms: u64,
+    pub max_cooldown_ms: u64,
 }
 
 /// `[pacing]`: holding requests back from a target about to run out of its
@@ -133,7 +156,8 @@ impl Default for CircuitConfig {
             failure_ratio: 0.5,
             window: 20,
             min_requests: 10,
-            cooldown_ms: 30_000,
+            cooldown_ms: 5_000,
+            max_cooldown_ms: 60_000,
         }
     }
 }

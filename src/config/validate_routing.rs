@@ -44,6 +44,7 @@ pub fn validate_routing(s: &RoutingSections) -> Result<(), Invalid> {
         }
         validate_models(&at, rule)?;
         validate_targets(&at, rule, &known)?;
+        validate_attempts(&at, rule)?;
         validate_fallback_on(&at, rule)?;
     }
     validate_circuit(&s.circuit)?;
@@ -104,6 +105,34 @@ fn validate_models(at: &str, rule: &RouteRule) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The longest `hedge_after_ms` accepted: an hour (a hedge is for a first
+/// token that is late, not for a job).
+const MAX_HEDGE_AFTER_MS: u64 = 3_600_000;
+
+fn validate_attempts(at: &str, rule: &RouteRule) -> Result<(), Invalid> {
+    if !(1..=10).contains(&rule.attempts_per_target) {
+        return Err(invalid(
+            format!("{at}.attempts_per_target"),
+            format!("must be between 1 and 10, got {}", rule.attempts_per_target),
+        ));
+    }
+    if let Some(after) = rule.hedge_after_ms {
+        if !(1..=MAX_HEDGE_AFTER_MS).contains(&after) {
+            return Err(invalid(
+                format!("{at}.hedge_after_ms"),
+                format!("must be between 1 and {MAX_HEDGE_AFTER_MS}, got {after}"),
+            ));
+        }
+        if rule.targets.len() < 2 {
+            return Err(invalid(
+                format!("{at}.hedge_after_ms"),
+                "needs at least two targets: a hedge goes to the next one",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_targets(at: &str, rule: &RouteRule, known: &[&str]) -> Result<(), Invalid> {
     if rule.targets.is_empty() {
         return Err(invalid(
@@ -127,12 +156,6 @@ fn validate_targets(at: &str, rule: &RouteRule, known: &[&str]) -> Result<(), In
             return Err(invalid(
                 format!("{tat}.model"),
                 "must not be empty (leave it out to send the client's model)",
-            ));
-        }
-        if t.first_token_timeout_ms == Some(0) {
-            return Err(invalid(
-                format!("{tat}.first_token_timeout_ms"),
-                "must be greater than 0",
             ));
         }
         let same = |o: &TargetEntry| o.upstream == t.upstream && o.model == t.model;
@@ -204,6 +227,15 @@ fn validate_circuit(c: &CircuitConfig) -> Result<(), Invalid> {
             format!(
                 "must be between 1 and {MAX_COOLDOWN_MS} (a day), got {}",
                 c.cooldown_ms
+            ),
+        ));
+    }
+    if !(c.cooldown_ms..=MAX_COOLDOWN_MS).contains(&c.max_cooldown_ms) {
+        return Err(invalid(
+            "circuit.max_cooldown_ms",
+            format!(
+                "must be between circuit.cooldown_ms ({}) and {MAX_COOLDOWN_MS} (a day), got {}",
+                c.cooldown_ms, c.max_cooldown_ms
             ),
         ));
     }

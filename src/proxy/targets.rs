@@ -1,7 +1,11 @@
 //! The live state of every routing target: its upstream client, its circuit
-//! breaker and its rate-limit pacer, keyed by the routing table's stable
-//! target ids. The decisions are [`crate::routing`]'s; this carries them out
-//! and reports their state changes (logs, `backstop_target_state`,
+//! breaker and its rate-limit pacer, keyed by upstream and the model
+//! actually sent — so a target that forwards the client's model (no `model`
+//! in the rule) has one circuit per model, and two rules sending the same
+//! model to the same upstream share one. Client-chosen models get states up
+//! to `metrics.max_model_labels`; past that they share their target's. The
+//! decisions are [`crate::routing`]'s; this carries them out and reports
+//! their state changes (logs, `backstop_target_state`,
 //! `backstop_circuit_transitions_total`, rate-limit gauges).
 //!
 //! Going to a target is a [`Permit`]: taken from the target's circuit (a
@@ -12,11 +16,11 @@
 //! target out of rotation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::time::Instant;
 
-use crate::config::{ms, Config, DEFAULT_UPSTREAM};
+use crate::config::{ms, CircuitConfig, Config, PacingConfig, DEFAULT_UPSTREAM};
 use crate::metrics::Metrics;
 use crate::ratelimit::advertised::Advertised;
 use crate::routing::{
@@ -47,7 +51,16 @@ struct TargetState {
 pub struct Targets {
     table: RoutingTable,
     upstreams: HashMap<String, Arc<Upstream>>,
-    states: Vec<Arc<TargetState>>,
+    /// Per routing target id: the state used when the model sent is not
+    /// known (no `model` anywhere) or past the cap.
+    base: Vec<Arc<TargetState>>,
+    /// Per (upstream, model sent).
+    by_model: Mutex<HashMap<(String, String), Arc<TargetState>>>,
+    /// How many client-chosen models get a state of their own.
+    max_models: usize,
+    circuit: CircuitConfig,
+    pacing: PacingConfig,
+    metrics: Arc<Metrics>,
 }
 
 /// What a circuit makes of an attempt's kind: `Some(true)` the target is
@@ -119,25 +132,67 @@ impl Targets {
             };
             upstreams.insert(name.clone(), Arc::new(Upstream::new(&named, &tls)?));
         }
-        let states = table
+        let new_state = |label: &str| {
+            let label: Arc<str> = Arc::from(label);
+            register(&metrics, &label);
+            Arc::new(TargetState {
+                label,
+                circuit: Circuit::new(&config.circuit),
+                pacer: Pacer::new(&config.pacing),
+                metrics: metrics.clone(),
+            })
+        };
+        let mut by_model = HashMap::new();
+        let base = table
             .targets()
             .iter()
-            .map(|t| {
-                let label: Arc<str> = Arc::from(t.label.as_str());
-                register(&metrics, &label);
-                Arc::new(TargetState {
-                    label,
-                    circuit: Circuit::new(&config.circuit),
-                    pacer: Pacer::new(&config.pacing),
-                    metrics: metrics.clone(),
-                })
+            .map(|t| match &t.model {
+                // A rule's own model: its state is the (upstream, model) one.
+                Some(model) => by_model
+                    .entry((t.upstream.clone(), model.clone()))
+                    .or_insert_with(|| new_state(&t.label))
+                    .clone(),
+                None => new_state(&t.label),
             })
             .collect();
+        let fixed = by_model.len();
         Ok(Targets {
             table,
             upstreams,
-            states,
+            base,
+            by_model: Mutex::new(by_model),
+            max_models: fixed + config.metrics.max_model_labels,
+            circuit: config.circuit.clone(),
+            pacing: config.pacing.clone(),
+            metrics,
         })
+    }
+
+    /// The state of `target` when it sends `model` (the client's, for a
+    /// target without its own).
+    fn state(&self, target: &Target, client_model: Option<&str>) -> Option<Arc<TargetState>> {
+        let base = self.base.get(target.index)?;
+        let Some(model) = target.model.as_deref().or(client_model) else {
+            return Some(base.clone());
+        };
+        let mut states = self.by_model.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (target.upstream.clone(), model.to_string());
+        if let Some(state) = states.get(&key) {
+            return Some(state.clone());
+        }
+        if states.len() >= self.max_models {
+            return Some(base.clone());
+        }
+        let label: Arc<str> = Arc::from(format!("{}/{model}", target.upstream));
+        register(&self.metrics, &label);
+        let state = Arc::new(TargetState {
+            label,
+            circuit: Circuit::new(&self.circuit),
+            pacer: Pacer::new(&self.pacing),
+            metrics: self.metrics.clone(),
+        });
+        states.insert(key, state.clone());
+        Some(state)
     }
 
     /// The plan for a requested model.
@@ -150,19 +205,31 @@ impl Targets {
         self.upstreams.get(&target.upstream).cloned()
     }
 
-    /// The target's label (`upstream/model`, or `upstream`).
-    pub fn label(&self, target: &Target) -> Arc<str> {
-        self.states
-            .get(target.index)
+    /// The target's label when it sends `model`: `upstream/model`, or
+    /// `upstream` when no model is known.
+    pub fn label(&self, target: &Target, client_model: Option<&str>) -> Arc<str> {
+        self.state(target, client_model)
             .map_or_else(|| Arc::from("unknown"), |s| s.label.clone())
+    }
+
+    /// Whether `target`'s circuit (for `model`) lets requests through: not
+    /// open. Asks nothing of a half-open circuit's probe.
+    pub fn is_closed(&self, target: &Target, client_model: Option<&str>) -> bool {
+        self.state(target, client_model)
+            .is_some_and(|s| s.circuit.state() != CircuitState::Open)
     }
 
     /// A permit to send to `target`, when its circuit lets a request
     /// through now (a half-open circuit lets one probe through at a time).
     /// With `breaking` off the circuit is not asked (a route with nowhere
     /// else to go), but outcomes still count.
-    pub fn admit(&self, target: &Target, breaking: bool) -> Option<Permit> {
-        let state = self.states.get(target.index)?.clone();
+    pub fn admit(
+        &self,
+        target: &Target,
+        client_model: Option<&str>,
+        breaking: bool,
+    ) -> Option<Permit> {
+        let state = self.state(target, client_model)?;
         let probe = if breaking {
             let before = state.circuit.state();
             let admission = state.circuit.admit(Instant::now());
@@ -192,8 +259,13 @@ impl Targets {
 
     /// A permit for another attempt on the same target, whatever its
     /// circuit says (a retry where no other target is left).
-    pub fn again(&self, target: &Target, breaking: bool) -> Option<Permit> {
-        let state = self.states.get(target.index)?.clone();
+    pub fn again(
+        &self,
+        target: &Target,
+        client_model: Option<&str>,
+        breaking: bool,
+    ) -> Option<Permit> {
+        let state = self.state(target, client_model)?;
         Some(Permit {
             state,
             breaking,

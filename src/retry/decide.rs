@@ -31,6 +31,14 @@ pub struct Step<'a> {
     /// The next target of the route this failure may fall over to (the
     /// routing rules' decision), if any.
     pub fallback: Option<usize>,
+    /// Attempts made in a row on the target that just failed, this one
+    /// included.
+    pub on_target: u32,
+    /// The route's `attempts_per_target`: how many attempts one target gets
+    /// for a failure it may get over before the chain moves on.
+    pub per_target: u32,
+    /// The target's circuit lets requests through (an open one moves on).
+    pub target_closed: bool,
 }
 
 /// What to do after an attempt.
@@ -76,8 +84,23 @@ pub fn decide(step: &Step<'_>) -> Decision {
     if step.creates && !step.outcome.unsent && step.outcome.kind != Kind::RateLimited {
         return Decision::Stop(Stop::MayHaveActed);
     }
-    // Another target needs no backoff: it is not the one that failed (and a
-    // timeout moves on rather than waiting on the same silent target).
+    let asked = step.outcome.retry_after.unwrap_or(Duration::ZERO);
+    let wait = step.backoff.max(asked);
+    // A failure the target may get over — a rate limit with a short wait, a
+    // lone 5xx, a silent kind under `retry` — is retried there first: users
+    // chose that model. A timeout, a refused connection, a wrong base URL,
+    // a long wait or an open circuit moves on at once.
+    let short = asked <= step.max_retry_after && wait < step.remaining;
+    if step.fallback.is_some()
+        && step.retryable
+        && short
+        && step.target_closed
+        && step.on_target < step.per_target
+        && stays_on_target(step.outcome.kind)
+    {
+        return Decision::Retry(wait);
+    }
+    // Another target needs no backoff: it is not the one that failed.
     if let Some(next) = step.fallback {
         return if step.remaining.is_zero() {
             Decision::Stop(Stop::DeadlineTooClose)
@@ -88,15 +111,28 @@ pub fn decide(step: &Step<'_>) -> Decision {
     if !step.retryable {
         return Decision::Stop(Stop::NotRetryable);
     }
-    let asked = step.outcome.retry_after.unwrap_or(Duration::ZERO);
     if asked > step.max_retry_after {
         return Decision::Stop(Stop::RetryAfterTooLong);
     }
-    let wait = step.backoff.max(asked);
     if wait >= step.remaining {
         return Decision::Stop(Stop::DeadlineTooClose);
     }
     Decision::Retry(wait)
+}
+
+/// Whether a failure of this kind is worth another attempt on the same
+/// target before falling over: the target answered, and may answer better.
+fn stays_on_target(kind: Kind) -> bool {
+    match kind {
+        Kind::RateLimited | Kind::ServerError => true,
+        // No answer at all, or the wrong service: another try there waits
+        // for nothing.
+        Kind::Timeout | Kind::ConnectError | Kind::BadUpstreamResponse => false,
+        kind => matches!(
+            kind.class(),
+            crate::taxonomy::Class::Soft | crate::taxonomy::Class::Silent
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +152,9 @@ mod tests {
             max_retry_after: Duration::from_secs(30),
             remaining: Duration::from_secs(600),
             fallback: None,
+            on_target: 1,
+            per_target: 1,
+            target_closed: true,
         }
     }
 
@@ -249,6 +288,105 @@ mod tests {
                     ..step(&asks_2s)
                 },
                 Decision::Stop(Stop::DeadlineTooClose),
+            ),
+        ];
+        for (name, s, want) in cases {
+            assert_eq!(decide(&s), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_target_gets_its_attempts_before_the_chain_moves_on() {
+        let ms = Duration::from_millis;
+        let failed = Outcome::of(Kind::ServerError);
+        let asks_2s = with_retry_after(Kind::RateLimited, 2);
+        let asks_60s = with_retry_after(Kind::RateLimited, 60);
+        let timeout = Outcome::of(Kind::Timeout);
+        let refused = Outcome::of(Kind::ConnectError);
+        let empty = Outcome::of(Kind::EmptyContent);
+        let routed = |outcome| Step {
+            fallback: Some(1),
+            per_target: 2,
+            ..step(outcome)
+        };
+        let cases: Vec<(&str, Step<'_>, Decision)> = vec![
+            (
+                "a lone 5xx is retried on the same target",
+                routed(&failed),
+                Decision::Retry(ms(300)),
+            ),
+            (
+                "a short Retry-After is honoured there",
+                routed(&asks_2s),
+                Decision::Retry(ms(2000)),
+            ),
+            (
+                "a silent kind under retry stays too",
+                routed(&empty),
+                Decision::Retry(ms(300)),
+            ),
+            (
+                "its second failure moves on",
+                Step {
+                    on_target: 2,
+                    ..routed(&failed)
+                },
+                Decision::Fallback(1),
+            ),
+            (
+                "a timeout moves on at once",
+                routed(&timeout),
+                Decision::Fallback(1),
+            ),
+            (
+                "a refused connection moves on at once",
+                routed(&refused),
+                Decision::Fallback(1),
+            ),
+            (
+                "a long Retry-After moves on at once",
+                routed(&asks_60s),
+                Decision::Fallback(1),
+            ),
+            (
+                "a wait past the deadline moves on",
+                Step {
+                    remaining: ms(1_500),
+                    ..routed(&asks_2s)
+                },
+                Decision::Fallback(1),
+            ),
+            (
+                "an open circuit moves on",
+                Step {
+                    target_closed: false,
+                    ..routed(&failed)
+                },
+                Decision::Fallback(1),
+            ),
+            (
+                "attempts_per_target = 1 moves on at once",
+                Step {
+                    per_target: 1,
+                    ..routed(&failed)
+                },
+                Decision::Fallback(1),
+            ),
+            (
+                "a kind not retried in place still falls over",
+                Step {
+                    retryable: false,
+                    ..routed(&failed)
+                },
+                Decision::Fallback(1),
+            ),
+            (
+                "max_attempts bounds the whole chain",
+                Step {
+                    attempts: 3,
+                    ..routed(&failed)
+                },
+                Decision::Stop(Stop::AttemptsExhausted),
             ),
         ];
         for (name, s, want) in cases {

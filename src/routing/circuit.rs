@@ -1,6 +1,10 @@
 //! Circuit breaking per target: after a run of failures (or a failure ratio
 //! over a window) a target is skipped for a cool-down, then probed one
-//! request at a time (half-open) and restored on success.
+//! request at a time (half-open) and restored on success. The cool-down
+//! starts short (`cooldown_ms`) and doubles on each failed probe up to
+//! `max_cooldown_ms`; a successful probe resets it. So a target that
+//! recovers is back within one short cool-down, and one that keeps failing
+//! is probed less and less often.
 //!
 //! The proxy keeps one [`Circuit`] per `TargetId`, asks [`Circuit::admit`]
 //! before an attempt and tells [`Circuit::record`] how it went. Which kinds
@@ -27,12 +31,12 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
-    /// The gauge value: closed 0, open 1, half-open 2.
+    /// The gauge value (CONTRACT.md): closed 0, half-open 1, open 2.
     pub fn as_gauge(self) -> i64 {
         match self {
             CircuitState::Closed => 0,
-            CircuitState::Open => 1,
-            CircuitState::HalfOpen => 2,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
         }
     }
 
@@ -82,6 +86,9 @@ struct Inner {
     /// The last `window` outcomes, `true` for a failure (closed only).
     outcomes: VecDeque<bool>,
     failures: usize,
+    /// The cool-down the next opening gets: `cooldown`, doubled per failed
+    /// probe up to `max_cooldown`, reset by a successful one.
+    next_cooldown: Duration,
 }
 
 /// One target's circuit breaker. `Send + Sync`: share it in an `Arc`.
@@ -92,6 +99,7 @@ pub struct Circuit {
     window: usize,
     min_requests: usize,
     cooldown: Duration,
+    max_cooldown: Duration,
     inner: Mutex<Inner>,
 }
 
@@ -105,11 +113,13 @@ impl Circuit {
             window,
             min_requests: config.min_requests,
             cooldown: Duration::from_millis(config.cooldown_ms),
+            max_cooldown: Duration::from_millis(config.max_cooldown_ms.max(config.cooldown_ms)),
             inner: Mutex::new(Inner {
                 phase: Phase::Closed,
                 consecutive: 0,
                 outcomes: VecDeque::with_capacity(window),
                 failures: 0,
+                next_cooldown: Duration::from_millis(config.cooldown_ms),
             }),
         }
     }
@@ -159,10 +169,15 @@ impl Circuit {
         inner.outcomes.clear();
         inner.failures = 0;
         let to = if open {
-            let until = now.checked_add(self.cooldown).unwrap_or(now);
+            // A failed probe: the target is still down; wait longer.
+            if from == CircuitState::HalfOpen {
+                inner.next_cooldown = (inner.next_cooldown * 2).min(self.max_cooldown);
+            }
+            let until = now.checked_add(inner.next_cooldown).unwrap_or(now);
             inner.phase = Phase::Open { until };
             CircuitState::Open
         } else {
+            inner.next_cooldown = self.cooldown;
             inner.phase = Phase::Closed;
             CircuitState::Closed
         };

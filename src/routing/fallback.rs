@@ -79,6 +79,8 @@ mod tests {
                 .collect(),
             fallback_on: KindSet::of(fallback_on),
             repair_streams: false,
+            attempts_per_target: 2,
+            hedge_after: None,
         }
     }
 

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use globset::{GlobSet, GlobSetBuilder};
 
-use crate::config::{validate_routing, RoutingSections, DEFAULT_FALLBACK_ON, DEFAULT_UPSTREAM};
+use crate::config::{
+    validate_routing, RoutingSections, DEFAULT_ATTEMPTS_PER_TARGET, DEFAULT_FALLBACK_ON,
+    DEFAULT_FIRST_TOKEN_TIMEOUT_MS, DEFAULT_UPSTREAM,
+};
 
 use super::kinds::KindSet;
 use crate::pattern::{compile_glob, is_glob};
@@ -49,6 +52,12 @@ pub struct Plan {
     pub targets: Vec<Target>,
     pub fallback_on: KindSet,
     pub repair_streams: bool,
+    /// Attempts one target gets before the chain moves on (see
+    /// [`crate::retry::decide`]).
+    pub attempts_per_target: u32,
+    /// Start the next target in parallel when the current one has given no
+    /// first token after this long.
+    pub hedge_after: Option<Duration>,
 }
 
 /// One distinct target, for keying circuits, pacers and metric labels.
@@ -103,7 +112,8 @@ impl RoutingTable {
                 }
             }
             let mut plan_targets = Vec::with_capacity(rule.targets.len());
-            for t in &rule.targets {
+            let last = rule.targets.len().saturating_sub(1);
+            for (k, t) in rule.targets.iter().enumerate() {
                 let upstream = s.upstreams.get(&t.upstream);
                 plan_targets.push(Target {
                     index: target_id(&mut targets, &t.upstream, t.model.as_deref()),
@@ -114,7 +124,16 @@ impl RoutingTable {
                         .or(upstream.map(|u| u.context_window))
                         .unwrap_or(0),
                     prefill: upstream.is_some_and(|u| u.prefill),
-                    first_token_timeout: t.first_token_timeout_ms.map(Duration::from_millis),
+                    // A target with another after it gets a first-token
+                    // limit by default; 0 turns it off.
+                    first_token_timeout: match t.first_token_timeout_ms {
+                        Some(0) => None,
+                        Some(limit) => Some(Duration::from_millis(limit)),
+                        None if k < last => {
+                            Some(Duration::from_millis(DEFAULT_FIRST_TOKEN_TIMEOUT_MS))
+                        }
+                        None => None,
+                    },
                 });
             }
             plans.push(Arc::new(Plan {
@@ -122,6 +141,8 @@ impl RoutingTable {
                 targets: plan_targets,
                 fallback_on: KindSet::parse(&rule.fallback_on),
                 repair_streams: rule.repair_streams,
+                attempts_per_target: rule.attempts_per_target,
+                hedge_after: rule.hedge_after_ms.map(Duration::from_millis),
             }));
         }
         let globs = globs
@@ -139,6 +160,8 @@ impl RoutingTable {
             }],
             fallback_on: KindSet::of(&DEFAULT_FALLBACK_ON),
             repair_streams: false,
+            attempts_per_target: DEFAULT_ATTEMPTS_PER_TARGET,
+            hedge_after: None,
         });
         Ok(RoutingTable {
             exact,

@@ -14,6 +14,7 @@
 //! A continuation (stream repair) is not watched here: its events extend a
 //! stream whose watcher reads them.
 
+mod splice;
 mod state;
 mod tasks;
 mod watch;
@@ -87,11 +88,21 @@ where
         Box::pin(async move {
             let call = req.call.clone();
             let purpose = req.purpose;
+            let first_token = watch::FirstToken::of(&req, tokio::time::Instant::now());
             let Ok(attempt) = inner.oneshot(req).await;
             if purpose == Purpose::Continuation {
                 return Ok(attempt);
             }
-            Ok(inspect(&state, &call.method, call.uri.path(), &call.facts, attempt).await)
+            let facts = &call.facts;
+            Ok(inspect(
+                &state,
+                &call.method,
+                call.uri.path(),
+                facts,
+                attempt,
+                first_token,
+            )
+            .await)
         })
     }
 }
@@ -102,6 +113,7 @@ async fn inspect(
     path: &str,
     facts: &Arc<crate::facts::RequestFacts>,
     mut attempt: Attempt,
+    first_token: watch::FirstToken,
 ) -> Attempt {
     let expect = &facts.expect;
     if expect.endpoint == Endpoint::Videos && method == Method::GET {
@@ -124,7 +136,7 @@ async fn inspect(
     let stream = expect.stream && headers::is_event_stream(resp.headers());
     match (expect.endpoint, stream) {
         (Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Responses, true) => {
-            watch::watch(state, facts, attempt, resp).await
+            watch::watch(state, facts, attempt, resp, first_token).await
         }
         (Endpoint::Videos, _) => tasks::video(state, method, facts, attempt, resp).await,
         // An inspected endpoint's whole answer is read whatever its content

@@ -5,6 +5,7 @@
 //! watched stream keeps for its closing count and for stream repair.
 
 mod chain;
+mod hedge;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -110,7 +110,8 @@ fn defaults_are_the_documented_values() {
             failure_ratio: 0.5,
             window: 20,
             min_requests: 10,
-            cooldown_ms: 30_000
+            cooldown_ms: 5_000,
+            max_cooldown_ms: 60_000,
         }
     );
     assert_eq!(validate_routing(&RoutingSections::default()), Ok(()));
@@ -171,9 +172,14 @@ fn each_bad_value_names_its_key() {
             "must not be empty (leave it out to send the client's model)",
         ),
         (
-            |s| s.routes[0].targets[1].first_token_timeout_ms = Some(0),
-            "routes[0].targets[1].first_token_timeout_ms",
-            "must be greater than 0",
+            |s| s.routes[0].attempts_per_target = 0,
+            "routes[0].attempts_per_target",
+            "must be between 1 and 10, got 0",
+        ),
+        (
+            |s| s.routes[0].hedge_after_ms = Some(0),
+            "routes[0].hedge_after_ms",
+            "must be between 1 and 3600000, got 0",
         ),
         (
             |s| {

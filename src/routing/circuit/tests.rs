@@ -9,6 +9,7 @@ fn config(consecutive: u32, ratio: f64, window: usize, min: usize) -> CircuitCon
         window,
         min_requests: min,
         cooldown_ms: 30_000,
+        max_cooldown_ms: 30_000,
     }
 }
 
@@ -26,7 +27,44 @@ fn states_have_gauge_values_and_labels() {
         .into_iter()
         .map(|s| (s.as_gauge(), s.as_str()))
         .collect();
-    assert_eq!(shown, [(0, "closed"), (1, "open"), (2, "half_open")]);
+    assert_eq!(shown, [(0, "closed"), (2, "open"), (1, "half_open")]);
+}
+
+#[test]
+fn the_cooldown_doubles_per_failed_probe_and_resets_on_success() {
+    let t0 = Instant::now();
+    let c = Circuit::new(&CircuitConfig {
+        cooldown_ms: 5_000,
+        max_cooldown_ms: 20_000,
+        ..config(1, 1.0, 20, 20)
+    });
+    assert_eq!(c.record(false, t0), moved(Closed, Open));
+    // (probe at, the cool-down that follows its failure)
+    let mut now = t0;
+    let mut until = at(t0, 5_000);
+    for wait in [10_000, 20_000, 20_000] {
+        assert_eq!(
+            c.admit(at(until, 0) - Duration::from_millis(1)),
+            Admission::Reject { until }
+        );
+        now = until;
+        assert_eq!(c.admit(now), Admission::Probe);
+        assert_eq!(c.record(false, now), moved(HalfOpen, Open));
+        until = at(now, wait);
+    }
+    // Recovered: the next probe closes it, and the next outage starts short again.
+    assert_eq!(c.admit(until), Admission::Probe);
+    assert_eq!(c.record(true, until), moved(HalfOpen, Closed));
+    let later = at(until, 1_000);
+    assert_eq!(c.record(false, later), moved(Closed, Open));
+    assert_eq!(
+        c.admit(at(later, 4_999)),
+        Admission::Reject {
+            until: at(later, 5_000)
+        }
+    );
+    assert_eq!(c.admit(at(later, 5_000)), Admission::Probe);
+    let _ = now;
 }
 
 #[test]

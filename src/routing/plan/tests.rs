@@ -36,6 +36,8 @@ fn rule(name: &str, models: &[&str], targets: Vec<TargetEntry>) -> RouteRule {
             .map(|k| k.as_str().to_string())
             .collect(),
         repair_streams: false,
+        attempts_per_target: 2,
+        hedge_after_ms: None,
     }
 }
 
@@ -115,7 +117,8 @@ fn a_rule_plan_carries_its_targets_with_resolved_windows() {
                     model: Some("gpt-4o".into()),
                     context_window: 0,
                     prefill: false,
-                    first_token_timeout: None,
+                    // Another target follows: the default first-token limit.
+                    first_token_timeout: Some(Duration::from_millis(15_000)),
                 },
                 Target {
                     index: 2,
@@ -135,6 +138,8 @@ fn a_rule_plan_carries_its_targets_with_resolved_windows() {
                 Kind::ContentFilter,
             ]),
             repair_streams: true,
+            attempts_per_target: 2,
+            hedge_after: None,
         }
     );
     // The catch-all's target inherits comet's window.
@@ -181,6 +186,8 @@ fn no_rule_means_the_implicit_default_plan() {
         }],
         fallback_on: KindSet::of(&DEFAULT_FALLBACK_ON),
         repair_streams: false,
+        attempts_per_target: 2,
+        hedge_after: None,
     };
     assert_eq!(*table.plan(Some("claude-3")), implicit);
     assert_eq!(*table.plan(None), implicit);

@@ -70,11 +70,13 @@ fn attempt_request(
         call: call.clone(),
         number: 1,
         position: 0,
-        label: targets.label(target),
+        label: targets.label(target, None),
         upstream: targets.upstream(target).unwrap(),
         body: call.body.clone(),
         purpose,
         first_byte_timeout: Duration::from_secs(60),
+        first_token_timeout: None,
+        await_first_token: false,
     }
 }
 

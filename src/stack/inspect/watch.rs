@@ -42,6 +42,7 @@ use crate::record::Finish;
 use crate::sse::{Oversized, SseParser};
 use crate::taxonomy::{Class, Kind};
 
+use super::splice::Splice;
 use super::state::InspectState;
 use super::whole::apply;
 
@@ -58,6 +59,7 @@ pub async fn watch(
     facts: &Arc<RequestFacts>,
     attempt: Attempt,
     resp: Response<Body>,
+    first_token: FirstToken,
 ) -> Attempt {
     let (mut parts, body) = resp.into_parts();
     let mut watch = StreamWatch::new(body, facts.clone(), state.clone(), &attempt.outcome);
@@ -66,13 +68,23 @@ pub async fn watch(
         && [Kind::ContentFilter, Kind::EmptyContent]
             .into_iter()
             .any(|k| facts.actions.get(k) != Action::Pass);
-    if lookahead {
-        let until = Instant::now() + ms(inspect.stream_lookahead_max_ms);
+    // A first-token limit (or a hedge waiting for the first token) holds
+    // the stream until then; the lookahead alone for its own while.
+    let until = match first_token {
+        FirstToken {
+            limit: Some((at, _)),
+            ..
+        } => Some(at),
+        FirstToken { wait: true, .. } => Some(facts.deadline),
+        _ if lookahead => Some(Instant::now() + ms(inspect.stream_lookahead_max_ms)),
+        _ => None,
+    };
+    if let Some(until) = until {
         let max_bytes = usize::try_from(inspect.stream_lookahead_max_bytes).unwrap_or(usize::MAX);
         while !watch.decided() && watch.held_bytes() < max_bytes {
             match tokio::time::timeout_at(until, watch.hold_next()).await {
                 Ok(true) => {}
-                // The stream ended, or the lookahead's time is up.
+                // The stream ended, or the time is up.
                 Ok(false) | Err(_) => break,
             }
         }
@@ -83,6 +95,24 @@ pub async fn watch(
                 ..attempt
             };
         }
+        if let FirstToken {
+            limit: Some((at, limit)),
+            ..
+        } = first_token
+        {
+            if !watch.decided() && Instant::now() >= at {
+                let detail = format!("nothing after {} ms", limit.as_millis());
+                return Attempt {
+                    outcome: Outcome {
+                        upstream_status: attempt.outcome.upstream_status,
+                        upstream_request_id: attempt.outcome.upstream_request_id.clone(),
+                        ..classify::transport(TransportFailure::NoFirstToken, &detail)
+                    },
+                    response: None,
+                    ..attempt
+                };
+            }
+        }
     }
     // The body is re-framed (a [DONE] or an error event may be added).
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -92,6 +122,26 @@ pub async fn watch(
             AnswerBody::Watched(Box::new(watch)),
         )),
         ..attempt
+    }
+}
+
+/// What an attempt waits for its first token (a content or reasoning
+/// delta, a tool call): a limit — the time it must come by, and the limit
+/// itself for the message — and whether the attempt comes back only once it
+/// came (a hedge's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FirstToken {
+    pub limit: Option<(Instant, std::time::Duration)>,
+    pub wait: bool,
+}
+
+impl FirstToken {
+    /// For an attempt started at `started`.
+    pub fn of(req: &crate::attempt::AttemptRequest, started: Instant) -> FirstToken {
+        FirstToken {
+            limit: req.first_token_timeout.map(|l| (started + l, l)),
+            wait: req.await_first_token,
+        }
     }
 }
 
@@ -137,6 +187,9 @@ pub struct StreamWatch {
     /// Given when the stream is released to the client.
     finish: Option<Finish>,
     chain: Option<Box<dyn Chain>>,
+    /// On a route that repairs chat streams: makes a continuation read as
+    /// the first stream.
+    splice: Option<Splice>,
 }
 
 impl StreamWatch {
@@ -147,6 +200,9 @@ impl StreamWatch {
         upstream: &Outcome,
     ) -> StreamWatch {
         let inspector = stream_inspector(&facts.expect, facts.plan.repair_streams);
+        let splice = (facts.plan.repair_streams
+            && facts.expect.endpoint == crate::inspect::Endpoint::ChatCompletions)
+            .then(Splice::default);
         StreamWatch {
             upstream: body.into_data_stream(),
             parser: SseParser::new(),
@@ -163,6 +219,7 @@ impl StreamWatch {
             ending: None,
             finish: None,
             chain: None,
+            splice,
         }
     }
 
@@ -322,6 +379,9 @@ impl StreamWatch {
                 cause: end,
             };
             if let Some(resumed) = chain.resume(cut).await {
+                if let Some(splice) = self.splice.as_mut() {
+                    splice.resume();
+                }
                 self.upstream = resumed.body.into_data_stream();
                 // Whatever half event was pending belongs to the cut stream.
                 self.parser = SseParser::new();
@@ -348,7 +408,14 @@ impl StreamWatch {
                 continue;
             };
             match self.inspector.observe(event.event.as_deref(), data) {
-                EventVerdict::Forward => self.push(event.raw),
+                EventVerdict::Forward => match self.splice.as_mut() {
+                    Some(splice) => {
+                        if let Some(bytes) = splice.pass(event.raw.clone(), data) {
+                            self.push(bytes);
+                        }
+                    }
+                    None => self.push(event.raw),
+                },
                 EventVerdict::Drop => self.inspect.malformed(self.facts.route),
                 // The end event(s), held until the verdict: chat's `[DONE]`,
                 // a Responses terminal event (and a `[DONE]` after it).

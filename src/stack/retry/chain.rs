@@ -20,11 +20,13 @@ use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Service, ServiceExt};
+use tracing::Instrument;
 
 use crate::attempt::{
     AnswerBody, Attempt, AttemptRequest, Call, Chain, Continuation, Purpose, Resumed, Tally,
 };
 use crate::config::{ms, RetryConfig};
+use crate::inspect::StreamEnd;
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::proxy::targets::{Permit, Targets};
@@ -75,6 +77,14 @@ pub fn retryable(kind: Kind, actions: &crate::actions::Actions) -> bool {
     }
 }
 
+/// An attempt sent but not yet counted (see [`RetryChain::launch`]).
+pub(super) struct Launched {
+    pub position: usize,
+    pub permit: Permit,
+    pub label: Arc<str>,
+    pub attempt: Attempt,
+}
+
 /// The attempts of one request; see the module doc.
 pub struct RetryChain<S> {
     shared: Arc<Shared>,
@@ -87,6 +97,9 @@ pub struct RetryChain<S> {
     /// single-target route (and the plain `[upstream]`) is never cut off —
     /// holding its load down is the retry budget's job.
     breaking: bool,
+    /// The request's span, for what the chain logs after the answer went
+    /// out (stream repair).
+    span: tracing::Span,
 }
 
 impl<S> RetryChain<S>
@@ -103,6 +116,7 @@ where
             tally: Tally::default(),
             position: 0,
             breaking,
+            span: tracing::Span::current(),
         }
     }
 
@@ -116,21 +130,31 @@ where
         let defer_to_client = facts.client_retrying && !retry.retry_when_client_retries;
         self.shared.budget.deposit();
 
-        // The first target whose circuit lets a request through.
+        // The first target whose circuit lets a request through. A route's
+        // targets keep a circuit per model sent; the implicit plan (no rule
+        // matched) keeps one for its one target.
+        let model = circuit_model(&facts);
         let mut permit = None;
         let first = plan
             .targets
             .iter()
-            .position(|t| admit(&self.shared.targets, t, self.breaking, &mut permit));
+            .position(|t| admit(&self.shared.targets, t, model, self.breaking, &mut permit));
         let (Some(mut position), Some(mut permit)) = (first, permit) else {
             return Attempt::failed(Outcome::gateway(
                 Kind::ServerError,
                 "every target for this model is out of rotation after repeated failures (circuit open); retry shortly",
             ));
         };
+        // Attempts made in a row on the current target.
+        let mut on_target = 0;
         loop {
-            let body = self.body_for(position);
-            let attempt = self.attempt(position, permit, body, Purpose::Answer).await;
+            let (answered_at, attempt) = self.answer(position, permit).await;
+            if answered_at != position {
+                // The hedge answered (or both failed): go on from there.
+                position = answered_at;
+                on_target = 0;
+            }
+            on_target += 1;
             let kind = attempt.outcome.kind;
             let attempts = self.tally.attempts;
             let remaining = facts.deadline.saturating_duration_since(Instant::now());
@@ -144,11 +168,22 @@ where
             let mut next_permit = None;
             let fallback = if may_continue {
                 next_target(plan, position, kind, |t| {
-                    admit(&self.shared.targets, t, self.breaking, &mut next_permit)
+                    admit(
+                        &self.shared.targets,
+                        t,
+                        model,
+                        self.breaking,
+                        &mut next_permit,
+                    )
                 })
             } else {
                 None
             };
+            let target_closed = !self.breaking
+                || plan
+                    .targets
+                    .get(position)
+                    .is_some_and(|t| self.shared.targets.is_closed(t, model));
             let step = Step {
                 outcome: &attempt.outcome,
                 attempts,
@@ -165,6 +200,9 @@ where
                 max_retry_after: ms(retry.max_retry_after_ms),
                 remaining,
                 fallback,
+                on_target,
+                per_target: plan.attempts_per_target,
+                target_closed,
             };
             match (decide(&step), next_permit) {
                 (Decision::Stop(stop), _) => {
@@ -184,7 +222,7 @@ where
                     let again = plan
                         .targets
                         .get(position)
-                        .and_then(|t| self.shared.targets.again(t, self.breaking));
+                        .and_then(|t| self.shared.targets.again(t, model, self.breaking));
                     let Some(again) = again else {
                         return Attempt::failed(internal("no such target"));
                     };
@@ -208,65 +246,112 @@ where
                     tracing::info!(kind = %kind, attempts, from = &*from, to = &*to, "falling over to the next target");
                     position = next;
                     permit = next_permit;
+                    on_target = 0;
                 }
                 (Decision::Fallback(_), None) => return attempt,
             }
         }
     }
 
-    /// One attempt on the target at `position`: room from its pacer, the
-    /// exchange through the inner layers, and the count everywhere.
+    /// One attempt on the target at `position`, counted.
     async fn attempt(
         &mut self,
+        position: usize,
+        permit: Permit,
+        body: Bytes,
+        purpose: Purpose,
+    ) -> Attempt {
+        let launched = self.launch(position, permit, body, purpose, false).await;
+        self.account(launched)
+    }
+
+    /// Sends one attempt to the target at `position` — room from its pacer,
+    /// the exchange through the inner layers — without counting it yet (a
+    /// hedge runs two at once). `await_first_token`: a stream's attempt
+    /// comes back only once its first token arrived (or it failed).
+    pub(super) fn launch(
+        &self,
         position: usize,
         mut permit: Permit,
         body: Bytes,
         purpose: Purpose,
-    ) -> Attempt {
-        let facts = self.call.facts.clone();
-        let Some(target) = facts.plan.targets.get(position) else {
-            return Attempt::failed(internal("no such target in the plan"));
-        };
-        let Some(upstream) = self.shared.targets.upstream(target) else {
-            return Attempt::failed(internal("the target's upstream is not configured"));
-        };
-        let label = permit.label().clone();
-        self.position = position;
-        // Hold back rather than fire into a 429 when the target said it is
-        // about to run out before its reset.
-        let attempt = match permit.pace(facts.deadline).await {
-            Err(until) => Attempt::failed(Outcome {
-                retry_after: Some(until.saturating_duration_since(Instant::now())),
-                unsent: true,
-                ..Outcome::gateway(
-                    Kind::RateLimited,
-                    format!(
-                        "held back by the gateway: {label} advertised no requests left before its rate-limit reset"
-                    ),
-                )
-            }),
-            Ok(()) => {
-                let stream = facts.stream || purpose == Purpose::Continuation;
-                let first_byte_timeout = match target.first_token_timeout {
-                    Some(t) if stream => t,
-                    Some(_) | None => upstream.first_byte_timeout,
-                };
-                let req = AttemptRequest {
-                    call: self.call.clone(),
-                    number: self.tally.attempts + 1,
+        await_first_token: bool,
+    ) -> impl std::future::Future<Output = Launched> + Send + 'static {
+        let call = self.call.clone();
+        let inner = self.inner.clone();
+        let number = self.tally.attempts + 1;
+        let target = call.facts.plan.targets.get(position).cloned();
+        let upstream = target
+            .as_ref()
+            .and_then(|t| self.shared.targets.upstream(t));
+        async move {
+            let label = permit.label().clone();
+            let (Some(target), Some(upstream)) = (target, upstream) else {
+                let failed = Attempt::failed(internal("no such target in the plan"));
+                return Launched {
                     position,
-                    label: label.clone(),
-                    upstream,
-                    body,
-                    purpose,
-                    first_byte_timeout,
+                    permit,
+                    label,
+                    attempt: failed,
                 };
-                let Ok(attempt) = self.inner.clone().oneshot(req).await;
-                attempt
+            };
+            let facts = &call.facts;
+            // Hold back rather than fire into a 429 when the target said it
+            // is about to run out before its reset.
+            let attempt = match permit.pace(facts.deadline).await {
+                Err(until) => Attempt::failed(Outcome {
+                    retry_after: Some(until.saturating_duration_since(Instant::now())),
+                    unsent: true,
+                    ..Outcome::gateway(
+                        Kind::RateLimited,
+                        format!(
+                            "held back by the gateway: {label} advertised no requests left before its rate-limit reset"
+                        ),
+                    )
+                }),
+                Ok(()) => {
+                    let stream = facts.stream || purpose == Purpose::Continuation;
+                    let first_token = target.first_token_timeout.filter(|_| stream);
+                    let req = AttemptRequest {
+                        call: call.clone(),
+                        number,
+                        position,
+                        label: label.clone(),
+                        // No headers within the first-token limit: no token either.
+                        first_byte_timeout: first_token
+                            .map_or(upstream.first_byte_timeout, |t| t.min(upstream.first_byte_timeout)),
+                        first_token_timeout: first_token,
+                        await_first_token: await_first_token && stream,
+                        upstream,
+                        body,
+                        purpose,
+                    };
+                    let Ok(attempt) = inner.oneshot(req).await;
+                    attempt
+                }
+            };
+            Launched {
+                position,
+                permit,
+                label,
+                attempt,
             }
-        };
+        }
+    }
+
+    /// Counts a finished attempt everywhere: the circuit and the pacer
+    /// (through its permit), the tally, the metrics, the record.
+    pub(super) fn account(&mut self, launched: Launched) -> Attempt {
+        let Launched {
+            position,
+            permit,
+            label,
+            attempt,
+        } = launched;
+        let facts = &self.call.facts;
         let kind = attempt.outcome.kind;
         permit.record(kind, &attempt.advertised);
+        self.position = position;
         self.tally.attempts += 1;
         self.tally.kinds.push(kind);
         self.tally.target = Some(label.clone());
@@ -285,9 +370,39 @@ where
         attempt
     }
 
+    pub(super) fn call(&self) -> &Arc<Call> {
+        &self.call
+    }
+
+    pub(super) fn targets(&self) -> &Targets {
+        &self.shared.targets
+    }
+
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    pub(super) fn breaking(&self) -> bool {
+        self.breaking
+    }
+
+    /// Takes one request's worth from the retry budget (for a hedge);
+    /// counts the exhaustion when there is none.
+    pub(super) fn withdraw(&self) -> bool {
+        let ok = self.shared.budget.withdraw();
+        if !ok {
+            self.shared
+                .metrics
+                .retry_budget_exhausted
+                .with_label_values(&[self.call.facts.route])
+                .inc();
+        }
+        ok
+    }
+
     /// The body for a target: the client's, with `model` replaced when the
     /// target sends another model than the one asked for.
-    fn body_for(&self, position: usize) -> Bytes {
+    pub(super) fn body_for(&self, position: usize) -> Bytes {
         let call = &self.call;
         let target = call.facts.plan.targets.get(position);
         let (Some(model), Some(json)) = (target.and_then(|t| t.model.as_ref()), &call.facts.json)
@@ -327,52 +442,70 @@ where
         true
     }
 
-    /// Stream repair: one continuation attempt on a prefill-capable target,
-    /// as the attempts, the budget and the deadline allow.
+    /// Stream repair: continuation attempts on the prefill-capable targets
+    /// after the one that broke off — never the one that stalled (a cut may
+    /// continue where it happened, when that target accepts a prefill) —
+    /// while the attempts, the budget and the deadline allow; circuits and
+    /// pacing apply as to any attempt.
     async fn continue_stream(&mut self, cut: Continuation) -> Option<Resumed> {
         let facts = self.call.facts.clone();
-        if !facts.plan.repair_streams
-            || self.tally.attempts >= self.shared.retry.max_attempts
-            || Instant::now() >= facts.deadline
+        if !facts.plan.repair_streams {
+            return None;
+        }
+        let stalled = cut.cause == StreamEnd::Idle;
+        let mut from = if stalled {
+            self.position + 1
+        } else {
+            self.position
+        };
+        while self.tally.attempts < self.shared.retry.max_attempts
+            && Instant::now() < facts.deadline
         {
-            return None;
-        }
-        let position = continuation_target(&facts.plan, self.position)?;
-        let target = facts.plan.targets.get(position)?;
-        let mut permit = None;
-        if !admit(&self.shared.targets, target, self.breaking, &mut permit) {
-            return None;
-        }
-        let permit = permit?;
-        let body = continuation_body(
-            facts.json.as_deref()?,
-            &cut.partial,
-            target.model.as_deref(),
-        )?;
-        if !self.spend_budget(Kind::StreamTruncated) {
-            return None;
-        }
-        let attempt = self
-            .attempt(position, permit, body, Purpose::Continuation)
-            .await;
-        let label = self.tally.target.clone()?;
-        let body = match attempt.response.map(http::Response::into_body) {
-            Some(AnswerBody::Plain(body)) if attempt.outcome.is_ok() => body,
-            Some(_) | None => {
-                tracing::info!(kind = %attempt.outcome.kind, target = &*label, "the stream's continuation failed: the original failure stands");
+            let position = continuation_target(&facts.plan, from)?;
+            from = position + 1;
+            let target = facts.plan.targets.get(position)?;
+            let mut permit = None;
+            if !admit(
+                &self.shared.targets,
+                target,
+                circuit_model(&facts),
+                self.breaking,
+                &mut permit,
+            ) {
+                continue;
+            }
+            let permit = permit?;
+            let body = continuation_body(
+                facts.json.as_deref()?,
+                &cut.partial,
+                target.model.as_deref(),
+            )?;
+            if !self.spend_budget(Kind::StreamTruncated) {
                 return None;
             }
-        };
-        self.shared
-            .metrics
-            .stream_repairs
-            .with_label_values(&[facts.route])
-            .inc();
-        tracing::info!(to = &*label, position, cause = ?cut.cause, "continuing a cut stream with a prefill");
-        Some(Resumed {
-            body,
-            target: label,
-        })
+            let attempt = self
+                .attempt(position, permit, body, Purpose::Continuation)
+                .await;
+            let label = self.tally.target.clone()?;
+            match attempt.response.map(http::Response::into_body) {
+                Some(AnswerBody::Plain(body)) if attempt.outcome.is_ok() => {
+                    self.shared
+                        .metrics
+                        .stream_repairs
+                        .with_label_values(&[facts.route])
+                        .inc();
+                    tracing::info!(to = &*label, position, cause = ?cut.cause, "continuing a cut stream with a prefill");
+                    return Some(Resumed {
+                        body,
+                        target: label,
+                    });
+                }
+                Some(_) | None => {
+                    tracing::info!(kind = %attempt.outcome.kind, to = &*label, "a continuation of the cut stream failed");
+                }
+            }
+        }
+        None
     }
 }
 
@@ -390,13 +523,29 @@ where
     }
 
     fn resume(&mut self, cut: Continuation) -> BoxFuture<'_, Option<Resumed>> {
-        Box::pin(self.continue_stream(cut))
+        // The continuation runs while the client reads the body, outside
+        // the request's task: its log lines still belong to the request.
+        let span = self.span.clone();
+        Box::pin(self.continue_stream(cut).instrument(span))
     }
 }
 
-/// Asks `target`'s circuit for a permit; on success keeps it in `slot`.
-fn admit(targets: &Targets, target: &Target, breaking: bool, slot: &mut Option<Permit>) -> bool {
-    match targets.admit(target, breaking) {
+/// The client's model, for keying circuits — of a route's targets only:
+/// the implicit plan (no rule matched) keeps one for its one target.
+pub(super) fn circuit_model(facts: &crate::facts::RequestFacts) -> Option<&str> {
+    facts.plan.route.as_ref().and(facts.model.as_deref())
+}
+
+/// Asks `target`'s circuit (for the model it sends) for a permit; on
+/// success keeps it in `slot`.
+pub(super) fn admit(
+    targets: &Targets,
+    target: &Target,
+    client_model: Option<&str>,
+    breaking: bool,
+    slot: &mut Option<Permit>,
+) -> bool {
+    match targets.admit(target, client_model, breaking) {
         Some(permit) => {
             *slot = Some(permit);
             true
