@@ -276,6 +276,7 @@ async fn a_wildcard_target_has_a_circuit_per_model() {
         .unwrap()];
         c.circuit.consecutive_failures = 2;
         c.circuit.cooldown_ms = 60_000;
+        c.circuit.max_cooldown_ms = 60_000;
     })
     .await;
     let ask_model = |model: &'static str| {

@@ -130,7 +130,8 @@ pub struct CircuitConfig {
     /// The ratio only counts once the window holds this many outcomes.
     pub min_requests: usize,
     /// Open this long, then half-open: one probe at a time. Each failed
-    /// probe doubles it, up to `max_cooldown_ms`; a successful one resets it.
+    /// probe doubles it, up to `max_cooldown_ms` (never below `cooldown_ms`:
+    /// a smaller value means no growth); a successful one resets it.
     pub cooldown_ms: u64,
     pub max_cooldown_ms: u64,
 }
@@ -157,7 +158,7 @@ impl Default for CircuitConfig {
             window: 20,
             min_requests: 10,
             cooldown_ms: 5_000,
-            max_cooldown_ms: 60_000,
+            max_cooldown_ms: 10_000,
         }
     }
 }

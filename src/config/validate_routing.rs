@@ -230,12 +230,14 @@ fn validate_circuit(c: &CircuitConfig) -> Result<(), Invalid> {
             ),
         ));
     }
-    if !(c.cooldown_ms..=MAX_COOLDOWN_MS).contains(&c.max_cooldown_ms) {
+    // Below cooldown_ms it means no growth (a configuration from before
+    // the cool-down grew keeps its meaning).
+    if !(1..=MAX_COOLDOWN_MS).contains(&c.max_cooldown_ms) {
         return Err(invalid(
             "circuit.max_cooldown_ms",
             format!(
-                "must be between circuit.cooldown_ms ({}) and {MAX_COOLDOWN_MS} (a day), got {}",
-                c.cooldown_ms, c.max_cooldown_ms
+                "must be between 1 and {MAX_COOLDOWN_MS} (a day), got {}",
+                c.max_cooldown_ms
             ),
         ));
     }

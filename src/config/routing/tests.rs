@@ -111,7 +111,7 @@ fn defaults_are_the_documented_values() {
             window: 20,
             min_requests: 10,
             cooldown_ms: 5_000,
-            max_cooldown_ms: 60_000,
+            max_cooldown_ms: 10_000,
         }
     );
     assert_eq!(validate_routing(&RoutingSections::default()), Ok(()));
