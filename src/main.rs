@@ -28,10 +28,16 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: Vec<(String, String)> = std::env::vars().collect();
+    // Before the configuration is read, JSON mode is what the command line
+    // or the environment says.
+    let json_early = cli.log_format.as_deref() == Some("json")
+        || env
+            .iter()
+            .any(|(k, v)| k == "BACKSTOP_LOG__FORMAT" && v.trim().eq_ignore_ascii_case("json"));
     let mut config = match backstop::config::load(cli.config.as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("backstop: {e}");
+            say_error(json_early, &format!("backstop: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -42,6 +48,16 @@ fn main() -> ExitCode {
         };
     }
     backstop::telemetry::init(&config.log);
+    let json = config.log.format == backstop::config::LogFormat::Json;
+    if json {
+        // A panic's report is a log record too.
+        std::panic::set_hook(Box::new(|info| {
+            tracing::error!(panic = %info, "panic");
+        }));
+    }
+    for warning in backstop::config::warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.runtime.worker_threads > 0 {
         builder.worker_threads(config.runtime.worker_threads);
@@ -49,17 +65,42 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("backstop: cannot start the runtime: {e}");
+            say_error(json, &format!("backstop: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("backstop: {e}");
+            say_error(json, &format!("backstop: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// A fatal error on stderr: one JSON record in JSON mode, else the line.
+fn say_error(json: bool, message: &str) {
+    if json {
+        let record = serde_json::json!({"level": "ERROR", "message": message});
+        eprintln!("{record}");
+    } else {
+        eprintln!("{message}");
+    }
+}
+
+/// One machine-readable line on stdout for scripts and test harnesses:
+/// `backstop listening on http://…`, or in JSON mode a JSON record with the
+/// same `message` and the address as `url`.
+fn say_listening(json: bool, what: &str, url: &str) {
+    let mut out = std::io::stdout();
+    let message = format!("{what} listening on {url}");
+    let _ = if json {
+        let record = serde_json::json!({"level": "INFO", "message": message, "url": url});
+        writeln!(out, "{record}")
+    } else {
+        writeln!(out, "{message}")
+    };
+    let _ = out.flush();
 }
 
 async fn run(config: backstop::config::Config) -> std::io::Result<()> {
@@ -69,17 +110,15 @@ async fn run(config: backstop::config::Config) -> std::io::Result<()> {
     let local = listeners.main.local_addr()?;
     let upstream = backstop::secrets::shown_url(config.upstream_base());
     tracing::info!(%local, %upstream, "backstop listening");
-    // One machine-readable line on stdout for scripts and test harnesses.
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "backstop listening on http://{local}");
+    let json = config.log.format == backstop::config::LogFormat::Json;
+    say_listening(json, "backstop", &format!("http://{local}"));
     if let Some(ops) = &listeners.ops {
-        let _ = writeln!(
-            out,
-            "backstop ops listening on http://{}",
-            ops.local_addr()?
+        say_listening(
+            json,
+            "backstop ops",
+            &format!("http://{}", ops.local_addr()?),
         );
     }
-    let _ = out.flush();
     backstop::server::raise_fd_limit();
     backstop::server::serve_all(listeners, app, backstop::server::shutdown_signal(), &config).await
 }

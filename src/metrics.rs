@@ -50,6 +50,24 @@ impl Metrics {
     /// A fresh registry with every series registered.
     pub fn new(max_model_labels: usize) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
+        // CPU, memory, file descriptors, threads of this process (Linux):
+        // the first thing an operator graphs for a sidecar.
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        // Which version runs where, during a rollout.
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "backstop_build_info",
+                "The running build: always 1, labelled with its version.",
+            ),
+            &["version"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         let counter =
             |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
                 let c = IntCounterVec::new(Opts::new(name, help), labels)?;

@@ -83,11 +83,15 @@ fn spawn(env: &[(&str, &str)]) -> Gateway {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("backstop listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    // Text: "backstop listening on URL"; JSON mode: a record with `url`.
+    let base = match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(record) => record["url"].as_str().unwrap().to_string(),
+        Err(_) => line
+            .trim()
+            .strip_prefix("backstop listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string(),
+    };
     Gateway { child, base }
 }
 
@@ -161,7 +165,84 @@ async fn keys_never_reach_the_logs_at_trace_level_in_either_format() {
             "configured key in {format} logs"
         );
         assert!(!logs.contains("SECRET"), "a key fragment in {format} logs");
+        if format == "json" {
+            for line in logs.lines() {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                    "not JSON: {line}"
+                );
+            }
+        }
     }
+}
+
+#[test]
+fn in_json_mode_every_line_on_stdout_and_stderr_is_json() {
+    // A start that warns (a URL without /v1), serves, and stops.
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("BACKSTOP_LISTEN", "127.0.0.1:0")
+        .env("BACKSTOP_UPSTREAM", "http://127.0.0.1:9")
+        .env("BACKSTOP_LOG__FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(record["level"], "INFO");
+    let url = record["url"].as_str().unwrap().to_string();
+    assert_eq!(record["message"], format!("backstop listening on {url}"));
+    sigterm(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    for line in rest.lines().chain(logs.lines()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    assert!(logs.contains("does not end in a version segment"), "{logs}");
+    // A configuration error before the logs start is a JSON record too.
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("BACKSTOP_LOG__FORMAT", "json")
+        .env("BACKSTOP_RETRI__MAX_ATTEMPTS", "2")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let record: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(record["level"], "ERROR");
+    assert!(
+        record["message"].as_str().unwrap().starts_with(
+            "backstop: invalid config (environment variable BACKSTOP_RETRI__MAX_ATTEMPTS): retri.max_attempts: no such config table"
+        ),
+        "{record}"
+    );
+}
+
+#[test]
+fn a_key_written_as_an_unexpanded_variable_is_refused() {
+    let (code, stderr) = run_to_exit(&[], &[("BACKSTOP_UPSTREAM__API_KEY", "$OPENAI_API_KEY")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "backstop: invalid config (environment variable BACKSTOP_UPSTREAM__API_KEY): upstream.api_key: `$OPENAI_API_KEY` is not expanded (only `${OPENAI_API_KEY}` is): write `${OPENAI_API_KEY}` (the shell did not expand it)"
+    );
 }
 
 #[test]

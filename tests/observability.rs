@@ -141,6 +141,23 @@ async fn promtool_accepts_the_metrics_of_a_gateway_that_served_every_kind_of_ans
             "no {kind} in:\n{text}"
         );
     }
+    // The process and the build, for the operator.
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(family)),
+            "no {family} in:\n{text}"
+        );
+    }
+    let build = format!(
+        "backstop_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.lines().any(|l| l == build), "no {build} in:\n{text}");
 
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
@@ -270,7 +287,10 @@ fn dashboard_exprs(dashboard: &Value) -> Vec<String> {
 /// stripped.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for (i, _) in expr.match_indices("backstop_") {
+    let starts = expr
+        .match_indices("backstop_")
+        .chain(expr.match_indices("process_"));
+    for (i, _) in starts {
         let name: String = expr[i..]
             .chars()
             .take_while(|c| c.is_ascii_lowercase() || *c == '_')

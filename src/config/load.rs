@@ -132,6 +132,7 @@ fn expand_value(
 ) -> Result<(), (String, String)> {
     match v {
         Value::String(s) => {
+            unbraced_var(key, s).map_err(|m| (key.to_string(), m))?;
             *s = expand(s, vars).map_err(|m| (key.to_string(), m))?;
         }
         Value::Table(t) => expand_table(t, key, vars)?,
@@ -141,6 +142,34 @@ fn expand_value(
             }
         }
         Value::Integer(_) | Value::Float(_) | Value::Boolean(_) | Value::Datetime(_) => {}
+    }
+    Ok(())
+}
+
+/// Whether a key holds a credential (`api_key`, `tokens`, `admin_token`).
+fn key_like(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    last.contains("key") || last.contains("token")
+}
+
+/// A credential written `$VAR` (no braces) is not expanded: it would be
+/// sent as the literal text. Refused, saying how to write it.
+fn unbraced_var(key: &str, value: &str) -> Result<(), String> {
+    if !key_like(key) {
+        return Ok(());
+    }
+    let bytes = value.as_bytes();
+    for (i, window) in bytes.windows(2).enumerate() {
+        let escaped = i > 0 && bytes[i - 1] == b'$';
+        if window[0] == b'$' && (window[1].is_ascii_alphabetic() || window[1] == b'_') && !escaped {
+            let name: String = value[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            return Err(format!(
+                "`${name}` is not expanded (only `${{{name}}}` is): write `${{{name}}}`"
+            ));
+        }
     }
     Ok(())
 }
@@ -209,14 +238,40 @@ fn apply_env(
         };
         let key = path.join(".");
         let source = || Source::Env(var.clone());
-        // Variables outside the config's top-level names (e.g. a test
-        // harness's BACKSTOP_BIN_DIR) are not ours; a misspelt key inside a
-        // known table is an error, so typos never pass silently.
-        if path
+        // A plain name outside the config's top-level keys (a test
+        // harness's BACKSTOP_BIN_DIR) is not ours; a `TABLE__KEY` name is,
+        // so a misspelt table (BACKSTOP_RETRI__MAX_ATTEMPTS) or key is an
+        // error and typos never pass silently.
+        let known_top = path
             .first()
-            .is_none_or(|top| lookup(&defaults, std::slice::from_ref(top)).is_none())
-        {
+            .is_some_and(|top| lookup(&defaults, std::slice::from_ref(top)).is_some());
+        if !known_top && path.len() == 1 {
             continue;
+        }
+        if !known_top {
+            let tables: Vec<&str> = defaults
+                .as_table()
+                .map(|t| {
+                    t.iter()
+                        .filter(|(_, v)| v.is_table())
+                        .map(|(k, _)| k.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(ConfigError::invalid(
+                source(),
+                key,
+                format!("no such config table (known: {})", tables.join(", ")),
+            ));
+        }
+        if raw.starts_with('$') {
+            unbraced_var(&key, raw).map_err(|m| {
+                ConfigError::invalid(
+                    source(),
+                    key.clone(),
+                    format!("{m} (the shell did not expand it)"),
+                )
+            })?;
         }
         let Some(default) = lookup(&defaults, &path) else {
             return Err(ConfigError::invalid(source(), key, "no such config key"));

@@ -10,6 +10,7 @@ mod secret;
 mod sections;
 mod validate;
 mod validate_routing;
+mod warnings;
 
 pub use load::{load, ConfigError, Source};
 pub use routing::*;
@@ -17,6 +18,7 @@ pub use secret::Secret;
 pub use sections::*;
 pub use validate::{check_url, validate_overrides};
 pub use validate_routing::validate_routing;
+pub use warnings::warnings;
 
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,19 @@ pub struct UpstreamEntry {
     /// Accepts a trailing assistant message as a prefill (stream repair).
     #[serde(default)]
     pub prefill: bool,
+    /// `None`: `[upstream] proxy` (see there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// `None`: `[upstream] ca_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Warn at start when the URL does not end in a version segment.
+    #[serde(default = "yes")]
+    pub expect_v1: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[[routes]]`: which requested models go where, in fallback order.

@@ -67,6 +67,17 @@ pub struct UpstreamConfig {
     pub stream_idle_timeout_ms: u64,
     /// The whole client request, all attempts and waits included.
     pub request_timeout_ms: u64,
+    /// The egress proxy: `""` follows `HTTPS_PROXY` / `HTTP_PROXY` /
+    /// `NO_PROXY` (and their lowercase forms); `"none"` connects directly;
+    /// a URL (`http://user:pass@proxy:3128`) is that proxy. Named upstreams
+    /// inherit it unless they set their own.
+    pub proxy: String,
+    /// A PEM file of CA certificates to trust besides the system's store
+    /// and the built-in web roots (a private CA, a TLS-inspecting firewall).
+    pub ca_file: String,
+    /// Warn at start when the URL's path does not end in a version segment
+    /// (`/v1`); `false` for providers whose base URL differs.
+    pub expect_v1: bool,
 }
 
 /// `[retry]`: how many attempts, how far apart, and the budget that keeps
@@ -286,6 +297,9 @@ impl Default for UpstreamConfig {
             first_byte_timeout_ms: 60_000,
             stream_idle_timeout_ms: 30_000,
             request_timeout_ms: 600_000,
+            proxy: String::new(),
+            ca_file: String::new(),
+            expect_v1: true,
         }
     }
 }

@@ -14,6 +14,9 @@ fn upstream(context_window: u64, prefill: bool) -> UpstreamEntry {
         stream_idle_timeout_ms: None,
         context_window,
         prefill,
+        proxy: None,
+        ca_file: None,
+        expect_v1: true,
     }
 }
 
