@@ -1,8 +1,9 @@
 // Hard failures through the official Node SDK with its DEFAULT retry
 // settings: every error comes back as the gateway's envelope, throws the
 // SDK's error class for its status, keeps the upstream's message verbatim
-// and then the gateway's `[backstop: ...]` hint tail, exactly, and carries `x-should-retry: false` so the SDK adds no attempts of its own
-// (the mock's per-key counter proves it).
+// and then the gateway's `[backstop: ...]` hint tail, exactly, and carries
+// `x-should-retry: false` so the SDK adds no attempts of its own (the mock's
+// per-key counter proves it).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
