@@ -1,8 +1,9 @@
 // Hard failures through the official Node SDK with its DEFAULT retry
 // settings: every error comes back as the gateway's envelope, throws the
-// SDK's error class for its status, keeps the upstream's message verbatim,
-// and carries `x-should-retry: false` so the SDK adds no attempts of its own
-// (the mock's per-key counter proves it).
+// SDK's error class for its status, keeps the upstream's message verbatim
+// and then the gateway's `[backstop: ...]` hint tail, exactly, and carries
+// `x-should-retry: false` so the SDK adds no attempts of its own (the mock's
+// per-key counter proves it).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -30,6 +31,9 @@ const TYPE_BY_KIND = {
   quota_exceeded: 'insufficient_quota',
   server_error: 'server_error',
 };
+
+/** In an expected message: the envelope's `upstream_request_id`. */
+const UPSTREAM_ID = '<upstream_request_id>';
 
 let stack;
 let client;
@@ -82,8 +86,12 @@ function assertEnvelope(err, { status, kind, retryable, attempts, upstreamStatus
   assert.equal(typeof b.hint, 'string');
   assert.ok(b.hint.length > 0, 'empty hint');
   if (message !== undefined) {
-    assert.ok(body.message.includes(message), `envelope message: ${body.message}`);
-    assert.ok(err.message.includes(message), `error message: ${err.message}`);
+    // The upstream's message verbatim (UPSTREAM_ID standing for the request
+    // id some of the mock's messages carry), then the gateway's hint tail.
+    message = message.replace(UPSTREAM_ID, b.upstream_request_id);
+    const tail = ` [backstop: ${kind} after ${attempts} attempt(s): ${b.hint}]`;
+    assert.equal(body.message, message + tail);
+    assert.equal(err.message, `${status} ${message}${tail}`);
   }
   return body;
 }
@@ -116,7 +124,7 @@ test('error:forbidden is 403 PermissionDeniedError', async () => {
   const err = await callError(client, 'error:forbidden', key, OpenAI.PermissionDeniedError);
   assertEnvelope(err, {
     status: 403, kind: 'forbidden', retryable: false, attempts: 1, upstreamStatus: 403,
-    message: 'request blocked by WAF',
+    message: `request blocked by WAF (request id: ${UPSTREAM_ID})`,
   });
   assert.equal(await mockAttempts(stack.mock.url, key), 1);
 });
@@ -166,7 +174,7 @@ test('error:invalid_request_500 is rewritten to 400 BadRequestError after 1 atte
   const err = await callError(client, 'error:invalid_request_500', key, OpenAI.BadRequestError);
   const body = assertEnvelope(err, {
     status: 400, kind: 'bad_request', retryable: false, attempts: 1, upstreamStatus: 500,
-    message: 'field messages is required',
+    message: `field messages is required (request id: ${UPSTREAM_ID})`,
   });
   assert.equal(body.code, 'invalid_request');
   assert.equal(await mockAttempts(stack.mock.url, key), 1);

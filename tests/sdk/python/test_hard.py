@@ -1,8 +1,9 @@
 """Hard failures through the official Python SDK with its DEFAULT retry
 settings: every error comes back as the gateway's envelope, raises the SDK's
-exception class for its status, keeps the upstream's message verbatim, and
-carries `x-should-retry: false` so the SDK adds no attempts of its own (the
-mock's per-key counter proves it)."""
+exception class for its status, keeps the upstream's message verbatim and
+then the gateway's `[backstop: ...]` hint tail, exactly, and carries
+`x-should-retry: false` so the SDK adds no attempts of its own (the mock's
+per-key counter proves it)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ TYPE_BY_KIND = {
     "quota_exceeded": "insufficient_quota",
     "server_error": "server_error",
 }
+
+
+# In an expected message: the envelope's `upstream_request_id`.
+UPSTREAM_ID = "<upstream_request_id>"
 
 
 def call_error(client: openai.OpenAI, steps: str, key: str, cls: type[openai.APIStatusError]) -> openai.APIStatusError:
@@ -69,8 +74,12 @@ def assert_envelope(
     assert re.fullmatch(r"mock-\d+", backstop["upstream_request_id"] or ""), backstop
     assert isinstance(backstop["hint"], str) and backstop["hint"]
     if message is not None:
-        assert message in body["message"], body["message"]
-        assert message in err.message, err.message
+        # The upstream's message verbatim (UPSTREAM_ID standing for the
+        # request id some of the mock's messages carry), then the hint tail.
+        message = message.replace(UPSTREAM_ID, backstop["upstream_request_id"])
+        tail = f" [backstop: {kind} after {attempts} attempt(s): {backstop['hint']}]"
+        assert body["message"] == message + tail
+        assert err.message == f"Error code: {status} - {message}{tail}"
     return body
 
 
@@ -99,7 +108,7 @@ def test_forbidden_is_403_permission_denied(client: openai.OpenAI, mock: harness
     err = call_error(client, "error:forbidden", key, openai.PermissionDeniedError)
     assert_envelope(
         err, status=403, kind="forbidden", retryable=False, attempts=1, upstream_status=403,
-        message="request blocked by WAF",
+        message=f"request blocked by WAF (request id: {UPSTREAM_ID})",
     )
     assert harness.mock_attempts(mock.url, key) == 1
 
@@ -150,7 +159,7 @@ def test_invalid_request_500_is_rewritten_to_400_after_one_attempt(
     err = call_error(client, "error:invalid_request_500", key, openai.BadRequestError)
     body = assert_envelope(
         err, status=400, kind="bad_request", retryable=False, attempts=1, upstream_status=500,
-        message="field messages is required",
+        message=f"field messages is required (request id: {UPSTREAM_ID})",
     )
     assert body["code"] == "invalid_request"
     assert harness.mock_attempts(mock.url, key) == 1
