@@ -15,7 +15,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
 use crate::actions::Actions;
-use crate::inspect::Endpoint;
+use crate::inspect::{Endpoint, ErrorStyle};
 use crate::outcome::{Outcome, Subject};
 use crate::ratelimit::after::client_retry_after;
 use crate::secrets::Secrets;
@@ -341,12 +341,31 @@ pub fn response(outcome: &Outcome, ctx: &EnvelopeContext) -> Response<Bytes> {
 }
 
 /// The envelope as the last event of a stream that fails after its first
-/// byte: `data: {"error": {...}}` and a blank line, so SDKs raise — named
-/// `event: error` on the Responses API.
-pub fn sse_error_event(outcome: &Outcome, ctx: &EnvelopeContext, named: bool) -> Bytes {
+/// byte, so SDKs raise: `data: {"error": {...}}` on chat; on the Responses
+/// API `event: error` with that API's error event — `type`,
+/// `sequence_number`, `code`, `message`, `param` — and the envelope's
+/// `error` beside them (the official SDKs raise on `error`, the Vercel AI
+/// SDK validates the event's own fields).
+pub fn sse_error_event(outcome: &Outcome, ctx: &EnvelopeContext, style: ErrorStyle) -> Bytes {
     let json = body(outcome, ctx);
+    let json = match style {
+        ErrorStyle::Data => json,
+        ErrorStyle::Named { sequence_number } => {
+            let envelope: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+            let error = &envelope["error"];
+            let event = serde_json::json!({
+                "type": "error",
+                "sequence_number": sequence_number,
+                "code": error["code"],
+                "message": error["message"],
+                "param": error["param"],
+                "error": error,
+            });
+            Bytes::from(serde_json::to_vec(&event).unwrap_or_else(|_| json.to_vec()))
+        }
+    };
     let mut event = Vec::with_capacity(json.len() + 22);
-    if named {
+    if matches!(style, ErrorStyle::Named { .. }) {
         event.extend_from_slice(b"event: error\n");
     }
     event.extend_from_slice(b"data: ");

@@ -578,6 +578,26 @@ async fn in_band_errors_before_and_after_the_first_byte() {
     assert_eq!(name, "error");
     assert_eq!(data["error"]["backstop"]["kind"], "server_error");
     assert_eq!(data["error"]["code"], "server_error");
+    // The Responses API's own error event fields, for clients that
+    // validate them (the Vercel AI SDK), after the upstream's last event.
+    assert_eq!(data["type"], "error");
+    // 0..=4 went out; the upstream's own error event was 5.
+    assert_eq!(data["sequence_number"], 6);
+    assert_eq!(data["code"], "server_error");
+    assert_eq!(data["message"], data["error"]["message"]);
+    // The upstream's request id, from its header, is kept.
+    assert!(
+        data["error"]["backstop"]["upstream_request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("mock-")),
+        "{data}"
+    );
+    let got = call(&mock, &gw, "/responses", &request(true), "error_event").await;
+    let id = &got.json()["error"]["backstop"]["upstream_request_id"];
+    assert!(
+        id.as_str().is_some_and(|id| id.starts_with("mock-")),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]

@@ -391,7 +391,7 @@ fn secrets_are_redacted_from_upstream_text() {
     assert_eq!(envelope["error"]["param"], "key=[REDACTED]");
     assert_eq!(envelope["error"]["code"], "[REDACTED]");
     // Also on a stream's error event.
-    let event = sse_error_event(&outcome, &ctx(1), false);
+    let event = sse_error_event(&outcome, &ctx(1), ErrorStyle::Data);
     assert!(!String::from_utf8_lossy(&event).contains(KEY));
 }
 
@@ -476,12 +476,19 @@ fn response_and_sse_event_carry_the_same_envelope() {
     assert_eq!(res.headers(), &headers(&outcome, &ctx(3)));
     assert_eq!(res.body(), &body(&outcome, &ctx(3)));
 
-    let named = sse_error_event(&outcome, &ctx(3), true);
-    assert!(
-        named.starts_with(b"event: error\ndata: {"),
-        "the Responses API's named event"
+    let named = sse_error_event(&outcome, &ctx(3), ErrorStyle::Named { sequence_number: 7 });
+    let data = std::str::from_utf8(&named)
+        .unwrap()
+        .strip_prefix("event: error\ndata: ")
+        .and_then(|t| t.strip_suffix("\n\n"))
+        .expect("the Responses API's named event");
+    let error = json_of(res.body())["error"].clone();
+    assert_eq!(
+        serde_json::from_str::<Value>(data).unwrap(),
+        json!({"type": "error", "sequence_number": 7, "code": error["code"],
+            "message": error["message"], "param": null, "error": error})
     );
-    let event = sse_error_event(&outcome, &ctx(3), false);
+    let event = sse_error_event(&outcome, &ctx(3), ErrorStyle::Data);
     let text = std::str::from_utf8(&event).expect("utf-8");
     let data = text
         .strip_prefix("data: ")

@@ -9,6 +9,17 @@ use super::findings::Findings;
 use super::responses::ResponsesInspector;
 use super::stream::{EventVerdict, StreamEnd, StreamInspector};
 
+/// The closing error event of a stream, as its API's clients parse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// Chat: `data: {"error": {...}}`.
+    Data,
+    /// The Responses API: `event: error` whose data is an error event of
+    /// that API (`type`, `sequence_number`, `code`, `message`, `param`)
+    /// carrying the envelope's `error` too.
+    Named { sequence_number: u64 },
+}
+
 /// `data: [DONE]`, the end of a chat stream.
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -28,9 +39,8 @@ pub trait EventInspector: Send {
     fn repairable_text(&self) -> Option<&str>;
     /// What a complete stream ends with when the upstream forgot it.
     fn done_event(&self) -> Option<&'static [u8]>;
-    /// Whether error events are named (`event: error`), as on the
-    /// Responses API.
-    fn named_errors(&self) -> bool;
+    /// How the stream's closing error event is shaped.
+    fn error_style(&self) -> ErrorStyle;
 }
 
 /// The inspector for a streamed answer to `expect`; `capture` keeps the
@@ -83,8 +93,8 @@ impl EventInspector for StreamInspector {
         Some(DONE)
     }
 
-    fn named_errors(&self) -> bool {
-        false
+    fn error_style(&self) -> ErrorStyle {
+        ErrorStyle::Data
     }
 }
 
@@ -113,7 +123,9 @@ impl EventInspector for ResponsesInspector {
         None
     }
 
-    fn named_errors(&self) -> bool {
-        true
+    fn error_style(&self) -> ErrorStyle {
+        ErrorStyle::Named {
+            sequence_number: self.next_sequence_number(),
+        }
     }
 }

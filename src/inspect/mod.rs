@@ -38,7 +38,7 @@ mod whole;
 
 pub use chat::inspect_body;
 pub use embeddings::{inspect_embeddings, inspect_transcription};
-pub use events::{stream_inspector, EventInspector, DONE};
+pub use events::{stream_inspector, ErrorStyle, EventInspector, DONE};
 pub use expect::{Endpoint, Expectation, JsonMode};
 pub use findings::{Findings, Usage};
 pub use media::{inspect_images, is_task_not_ready, normalize_video, VideoBody, VideoVerdict};

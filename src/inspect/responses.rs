@@ -177,6 +177,8 @@ pub struct ResponsesInspector {
     output_started: bool,
     terminal: Option<Value>,
     malformed: u32,
+    /// The highest `sequence_number` seen.
+    sequence: Option<u64>,
 }
 
 impl ResponsesInspector {
@@ -186,6 +188,7 @@ impl ResponsesInspector {
             output_started: false,
             terminal: None,
             malformed: 0,
+            sequence: None,
         }
     }
 
@@ -198,6 +201,9 @@ impl ResponsesInspector {
             self.malformed = self.malformed.saturating_add(1);
             return EventVerdict::Drop;
         };
+        if let Some(n) = value.get("sequence_number").and_then(Value::as_u64) {
+            self.sequence = Some(self.sequence.map_or(n, |s| s.max(n)));
+        }
         let kind = value
             .get("type")
             .and_then(Value::as_str)
@@ -230,6 +236,11 @@ impl ResponsesInspector {
         );
         self.output_started |= output && !delta.is_empty();
         EventVerdict::Forward
+    }
+
+    /// The `sequence_number` an event added now gets.
+    pub fn next_sequence_number(&self) -> u64 {
+        self.sequence.map_or(0, |n| n + 1)
     }
 
     /// Output (text, a refusal, a function call, reasoning) started.

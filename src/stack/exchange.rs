@@ -106,7 +106,13 @@ async fn exchange(req: AttemptRequest) -> Attempt {
                     )),
                     ..Attempt::default()
                 },
-                Err(failed) => Attempt::failed(failed),
+                // An in-band error still names the upstream's request id.
+                Err(mut failed) => {
+                    if failed.upstream_request_id.is_none() {
+                        failed.upstream_request_id = outcome.upstream_request_id;
+                    }
+                    Attempt::failed(failed)
+                }
             }
         };
         attempt.first_byte = Some(now.elapsed());

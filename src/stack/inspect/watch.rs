@@ -428,6 +428,9 @@ impl StreamWatch {
                 EventVerdict::Error(error) => {
                     let mut outcome = classify::classify_error_object(&error, None);
                     outcome.upstream_status = Some(self.upstream_status);
+                    if outcome.upstream_request_id.is_none() {
+                        outcome.upstream_request_id = self.upstream_request_id.clone();
+                    }
                     self.end(StreamEnd::Cut, Some(outcome));
                     return;
                 }
@@ -495,7 +498,7 @@ impl StreamWatch {
             actions: self.facts.actions,
             hint_in_message: self.inspect.hint_in_message,
         };
-        envelope::sse_error_event(&outcome, &ctx, self.inspector.named_errors())
+        envelope::sse_error_event(&outcome, &ctx, self.inspector.error_style())
     }
 
     /// Records the final outcome (once).
