@@ -110,6 +110,7 @@ async fn run(config: backstop::config::Config) -> std::io::Result<()> {
     let local = listeners.main.local_addr()?;
     let upstream = backstop::secrets::shown_url(config.upstream_base());
     tracing::info!(%local, %upstream, "backstop listening");
+    let shutdown = backstop::server::shutdown_signal();
     let json = config.log.format == backstop::config::LogFormat::Json;
     say_listening(json, "backstop", &format!("http://{local}"));
     if let Some(ops) = &listeners.ops {
@@ -120,5 +121,5 @@ async fn run(config: backstop::config::Config) -> std::io::Result<()> {
         );
     }
     backstop::server::raise_fd_limit();
-    backstop::server::serve_all(listeners, app, backstop::server::shutdown_signal(), &config).await
+    backstop::server::serve_all(listeners, app, shutdown, &config).await
 }

@@ -27,6 +27,8 @@ impl Config {
                 })?;
         }
         check_url(&self.upstream.url).map_err(|m| ("upstream.url", m))?;
+        check_proxy(&self.upstream.proxy).map_err(|m| ("upstream.proxy", m))?;
+        check_ca_file(&self.upstream.ca_file).map_err(|m| ("upstream.ca_file", m))?;
         let u = &self.upstream;
         positive("upstream.connect_timeout_ms", u.connect_timeout_ms)?;
         positive("upstream.first_byte_timeout_ms", u.first_byte_timeout_ms)?;
@@ -166,6 +168,36 @@ fn positive(key: &'static str, v: u64) -> Result<(), Invalid> {
     } else {
         Ok(())
     }
+}
+
+/// An egress proxy setting: empty (the environment's), `none`, or an
+/// `http://` URL with a host. The value is never echoed: it may hold a
+/// password.
+pub fn check_proxy(setting: &str) -> Result<(), String> {
+    let setting = setting.trim();
+    if setting.is_empty() || setting == "none" {
+        return Ok(());
+    }
+    match setting.parse::<http::Uri>() {
+        Ok(u) if u.scheme_str() == Some("http") && u.host().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err("must be an http:// proxy URL (http://[user:password@]host:port), \"none\", or empty to follow HTTPS_PROXY / HTTP_PROXY / NO_PROXY".into()),
+    }
+}
+
+/// A CA file: empty, or a readable file.
+pub fn check_ca_file(path: &str) -> Result<(), String> {
+    if path.trim().is_empty() {
+        return Ok(());
+    }
+    std::fs::metadata(path)
+        .map_err(|e| format!("{path}: {e}"))
+        .and_then(|m| {
+            if m.is_file() {
+                Ok(())
+            } else {
+                Err(format!("{path}: not a file"))
+            }
+        })
 }
 
 /// An upstream base URL: http(s), a host, no query string.

@@ -8,7 +8,7 @@ use super::routing::{
     never_falls_over, CircuitConfig, RouteRule, RoutingSections, TargetEntry, UpstreamEntry,
     DEFAULT_UPSTREAM, MAX_CIRCUIT_WINDOW, MAX_COOLDOWN_MS,
 };
-use super::validate::check_url;
+use super::validate::{check_ca_file, check_proxy, check_url};
 use crate::pattern::{compile_glob, is_glob};
 use crate::taxonomy::Kind;
 
@@ -74,6 +74,12 @@ fn validate_upstream(name: &str, u: &UpstreamEntry) -> Result<(), Invalid> {
         ));
     }
     check_url(&u.url).map_err(|m| invalid(format!("{at}.url"), m))?;
+    if let Some(proxy) = &u.proxy {
+        check_proxy(proxy).map_err(|m| invalid(format!("{at}.proxy"), m))?;
+    }
+    if let Some(ca_file) = &u.ca_file {
+        check_ca_file(ca_file).map_err(|m| invalid(format!("{at}.ca_file"), m))?;
+    }
     for (key, v) in [
         ("connect_timeout_ms", u.connect_timeout_ms),
         ("first_byte_timeout_ms", u.first_byte_timeout_ms),

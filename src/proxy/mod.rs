@@ -4,6 +4,7 @@
 //! every routing target ([`targets`]).
 
 pub mod body;
+pub mod egress;
 pub mod headers;
 pub mod targets;
 pub mod upstream;

@@ -28,7 +28,8 @@ use crate::routing::{
 };
 use crate::taxonomy::Kind;
 
-use super::upstream::{tls_config, Upstream, UpstreamError, UpstreamSettings};
+use super::egress::{process_env, tls_config};
+use super::upstream::{Upstream, UpstreamError, UpstreamSettings};
 
 /// Why targets could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -98,9 +99,26 @@ impl Targets {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Targets, TargetsError> {
         let table =
             RoutingTable::new(&config.routing()).map_err(|(k, m)| TargetsError::Routing(k, m))?;
-        let tls = tls_config();
         let base = &config.upstream;
         let mut upstreams = HashMap::new();
+        // One TLS configuration per distinct ca_file.
+        let mut tls_by_ca: HashMap<String, Arc<rustls::ClientConfig>> = HashMap::new();
+        let mut tls_for =
+            |name: &str, ca_file: &str| -> Result<Arc<rustls::ClientConfig>, TargetsError> {
+                if let Some(tls) = tls_by_ca.get(ca_file) {
+                    return Ok(tls.clone());
+                }
+                let tls = tls_config(ca_file)
+                    .map_err(|e| TargetsError::Upstream(UpstreamError::Ca(name.to_string(), e)))?;
+                tls_by_ca.insert(ca_file.to_string(), tls.clone());
+                Ok(tls)
+            };
+        let env = process_env;
+        let announce = |name: &str, u: &Upstream| {
+            if let Some(proxy) = u.route.shown() {
+                tracing::info!(upstream = name, proxy = %proxy, "upstream reached through a proxy");
+            }
+        };
         let default = UpstreamSettings {
             url: &base.url,
             api_key: &base.api_key,
@@ -110,11 +128,13 @@ impl Targets {
             connect_timeout: ms(base.connect_timeout_ms),
             first_byte_timeout: ms(base.first_byte_timeout_ms),
             stream_idle_timeout: ms(base.stream_idle_timeout_ms),
+            proxy: &base.proxy,
+            ca_file: &base.ca_file,
         };
-        upstreams.insert(
-            DEFAULT_UPSTREAM.to_string(),
-            Arc::new(Upstream::new(&default, &tls)?),
-        );
+        let tls = tls_for(DEFAULT_UPSTREAM, &base.ca_file)?;
+        let upstream = Upstream::new(&default, &tls, &env)?;
+        announce(DEFAULT_UPSTREAM, &upstream);
+        upstreams.insert(DEFAULT_UPSTREAM.to_string(), Arc::new(upstream));
         for (name, entry) in &config.upstreams {
             let named = UpstreamSettings {
                 url: &entry.url,
@@ -129,8 +149,13 @@ impl Targets {
                 stream_idle_timeout: ms(entry
                     .stream_idle_timeout_ms
                     .unwrap_or(base.stream_idle_timeout_ms)),
+                proxy: entry.proxy.as_deref().unwrap_or(&base.proxy),
+                ca_file: entry.ca_file.as_deref().unwrap_or(&base.ca_file),
             };
-            upstreams.insert(name.clone(), Arc::new(Upstream::new(&named, &tls)?));
+            let tls = tls_for(name, named.ca_file)?;
+            let upstream = Upstream::new(&named, &tls, &env)?;
+            announce(name, &upstream);
+            upstreams.insert(name.clone(), Arc::new(upstream));
         }
         let new_state = |label: &str| {
             let label: Arc<str> = Arc::from(label);

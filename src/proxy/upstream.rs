@@ -15,8 +15,6 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::ServiceExt;
@@ -28,8 +26,10 @@ use crate::secrets::shown_url;
 
 use super::headers::{self, Credentials};
 
+use super::egress::{self, Connector, Route};
+
 /// The HTTP client of one upstream.
-type HttpClient = Decompression<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
+type HttpClient = Decompression<Client<Connector, Full<Bytes>>>;
 
 /// An upstream's answer, its body still streaming (decompressed if need be).
 pub type UpstreamResponse = Response<DecompressionBody<hyper::body::Incoming>>;
@@ -39,6 +39,10 @@ pub type UpstreamResponse = Response<DecompressionBody<hyper::body::Incoming>>;
 pub enum UpstreamError {
     #[error("{0}: not a URL: {1}")]
     Url(String, String),
+    #[error("{0}: proxy: {1}")]
+    Proxy(String, String),
+    #[error("{0}: ca_file: {1}")]
+    Ca(String, String),
 }
 
 /// What an upstream is configured with.
@@ -52,6 +56,10 @@ pub struct UpstreamSettings<'a> {
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub stream_idle_timeout: Duration,
+    /// `""` (the environment's proxy variables), `"none"`, or a proxy URL.
+    pub proxy: &'a str,
+    /// A PEM file of extra CA certificates, or `""`.
+    pub ca_file: &'a str,
 }
 
 /// The base URL, parsed once.
@@ -68,6 +76,8 @@ pub struct Upstream {
     client: HttpClient,
     base: Base,
     credentials: Credentials,
+    /// How it is reached: directly, or through a proxy.
+    pub route: Route,
     /// The base URL as logs may show it (no userinfo, no query).
     pub shown: String,
     pub first_byte_timeout: Duration,
@@ -93,9 +103,11 @@ pub enum TransportError {
 }
 
 impl Upstream {
+    /// `env` gives the proxy variables (the process's, but for tests).
     pub fn new(
         s: &UpstreamSettings<'_>,
         tls: &Arc<rustls::ClientConfig>,
+        env: egress::ProxyEnv<'_>,
     ) -> Result<Upstream, UpstreamError> {
         let uri: Uri = s.url.parse().map_err(|e: http::uri::InvalidUri| {
             UpstreamError::Url(shown_url(s.url), e.to_string())
@@ -130,10 +142,13 @@ impl Upstream {
                 key,
             }
         };
+        let route = egress::route(&uri, s.proxy, env)
+            .map_err(|e| UpstreamError::Proxy(shown_url(s.url), e))?;
         Ok(Upstream {
-            client: client(s.connect_timeout, tls),
+            client: client(&route, s.connect_timeout, tls),
             base,
             credentials,
+            route,
             shown: shown_url(s.url),
             first_byte_timeout: s.first_byte_timeout,
             stream_idle_timeout: s.stream_idle_timeout,
@@ -185,6 +200,10 @@ impl Upstream {
         *req.uri_mut() = uri;
         *req.headers_mut() =
             headers::upstream_request(client_headers, request_id, &self.credentials);
+        if let Some(auth) = self.route.request_auth() {
+            req.headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+        }
         self.client.clone().oneshot(req).await.map_err(|e| {
             let detail = error_chain(&e);
             if e.is_connect() {
@@ -196,51 +215,28 @@ impl Upstream {
     }
 }
 
-/// The pooled client: TCP_NODELAY, the connect timeout, TLS with the
-/// shared roots (HTTP/2 by ALPN), keep-alive pooling; answers are
-/// decompressed when an upstream compresses although asked for `identity`.
-fn client(connect_timeout: Duration, tls: &Arc<rustls::ClientConfig>) -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config((**tls).clone())
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(http);
+/// The pooled client over the upstream's route (direct, tunnel or forward
+/// proxy; TCP_NODELAY, the connect timeout, TLS with the shared roots and
+/// HTTP/2 by ALPN), keep-alive pooling; answers are decompressed when an
+/// upstream compresses although asked for `identity`.
+fn client(route: &Route, connect_timeout: Duration, tls: &Arc<rustls::ClientConfig>) -> HttpClient {
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
-        .build(https);
+        .build(Connector::new(route, connect_timeout, tls));
     Decompression::new(client)
 }
 
-/// The TLS settings every upstream shares: the built-in web PKI roots and
-/// the system's trust store.
+/// The TLS settings with the built-in and the system's roots only.
 pub fn tls_config() -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-    match config {
-        Ok(c) => Arc::new(c),
-        // The ring provider supports the default versions: unreachable in
-        // practice; fall back to the default builder.
-        Err(_) => Arc::new(
+    egress::tls_config("").unwrap_or_else(|_| {
+        Arc::new(
             rustls::ClientConfig::builder()
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth(),
-        ),
-    }
+        )
+    })
 }
 
 /// `e: cause: cause…` in one line.
@@ -273,8 +269,10 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             first_byte_timeout: Duration::from_secs(1),
             stream_idle_timeout: Duration::from_secs(1),
+            proxy: "none",
+            ca_file: "",
         };
-        Upstream::new(&s, &tls_config()).unwrap()
+        Upstream::new(&s, &tls_config(), &|_| None).unwrap()
     }
 
     fn path(p: &str) -> ClientPath {
