@@ -8,7 +8,8 @@
 //! [`inspect`], [`retry`], [`routing`], [`repair`], [`ratelimit`],
 //! [`preflight`], [`actions`], [`path`] — over the shared vocabulary of
 //! [`taxonomy`] and [`outcome`]; the upstream leg in [`proxy`]; [`config`],
-//! [`metrics`], [`support`] and [`telemetry`] around them.
+//! [`metrics`], [`support`] and [`telemetry`] around them; [`fleet`] shares
+//! what replicas learn about upstreams through Redis.
 
 pub mod actions;
 pub mod app;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod drain;
 pub mod envelope;
 pub mod facts;
+pub mod fleet;
 pub mod inspect;
 pub mod metrics;
 pub mod outcome;
