@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod facts;
 pub mod fleet;
 pub mod inspect;
+pub mod json_field;
 pub mod metrics;
 pub mod outcome;
 pub mod path;

@@ -433,6 +433,11 @@ where
         if call.facts.model.as_deref() == Some(model.as_str()) {
             return call.body.clone();
         }
+        // A targeted edit of the one member; the tree only if the scan
+        // could not find it (an escaped key).
+        if let Some(body) = crate::json_field::with_string(&call.body, "model", model) {
+            return body;
+        }
         let mut rewritten = (**json).clone();
         match rewritten.as_object_mut() {
             Some(obj) => {
