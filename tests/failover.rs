@@ -587,6 +587,13 @@ async fn repair_log_lines_belong_to_the_request() {
         .finish();
     // The test's runtime is single-threaded: every task logs here.
     let _guard = tracing::subscriber::set_default(subscriber);
+    // tracing caches each callsite's interest process-wide. With one live
+    // dispatcher it is computed against the default of whichever thread
+    // reaches the callsite first: a sibling test (no subscriber) driving the
+    // same repair would cache `never` and this test would capture nothing.
+    // A second live dispatcher, interested in everything, makes tracing ask
+    // every live dispatcher instead, this test's included.
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
     let primary = MockServer::start(MockConfig {
         mix: vec![("stall:5000".into(), 1)],
         ..MockConfig::default()
