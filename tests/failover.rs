@@ -398,6 +398,26 @@ async fn a_stalled_stream_continues_on_the_next_prefill_target_as_one_stream() {
         .with_label_values(&["/v1/chat/completions"])
         .get();
     assert_eq!(repairs, 1);
+    // The stall counted against the primary's circuit, though the attempt
+    // had been released as a success: five of them open it.
+    for _ in 0..4 {
+        client()
+            .post(format!("{}/chat/completions", gw.base_url()))
+            .json(&json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    let state = gw
+        .app
+        .metrics
+        .target_state
+        .with_label_values(&["primary/primary-model"])
+        .get();
+    assert_eq!(state, 2, "open after five stalls");
 }
 
 #[tokio::test]

@@ -224,6 +224,19 @@ impl Targets {
         states.values().find(|s| &*s.label == label).cloned()
     }
 
+    /// An answer released as a success broke off afterwards (a stream cut
+    /// or stalled after its first bytes): the target's circuit counts it.
+    pub fn late_failure(&self, target: &Target, client_model: Option<&str>, kind: Kind) {
+        let Some(state) = self.state(target, client_model) else {
+            return;
+        };
+        if circuit_verdict(kind) == Some(false) {
+            if let Some(t) = state.circuit.record(false, Instant::now()) {
+                state.transition(t);
+            }
+        }
+    }
+
     /// A half-open probe permit made fleet-wide: this replica probes only
     /// if it takes the fleet's probe lock (or Redis does not answer in
     /// time: then the local circuit decides). `None`: another replica is

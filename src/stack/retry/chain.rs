@@ -550,6 +550,22 @@ where
         self.shared.retry.max_attempts
     }
 
+    fn broke(&mut self, cause: StreamEnd) {
+        let facts = &self.call.facts;
+        if !self.breaking {
+            return;
+        }
+        let kind = match cause {
+            StreamEnd::Idle => Kind::Timeout,
+            StreamEnd::Cut | StreamEnd::Eof | StreamEnd::Done => Kind::ConnectError,
+        };
+        if let Some(target) = facts.plan.targets.get(self.position) {
+            self.shared
+                .targets
+                .late_failure(target, circuit_model(facts), kind);
+        }
+    }
+
     fn resume(&mut self, cut: Continuation) -> BoxFuture<'_, Option<Resumed>> {
         // The continuation runs while the client reads the body, outside
         // the request's task: its log lines still belong to the request.
