@@ -359,7 +359,10 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| ct.split(';').next())
-        .is_some_and(|mime| mime.trim().to_ascii_lowercase().ends_with("json"))
+        .is_some_and(|mime| {
+            let mime = mime.trim().as_bytes();
+            mime.len() >= 4 && mime[mime.len() - 4..].eq_ignore_ascii_case(b"json")
+        })
 }
 
 /// The wait an answer of this kind asks for. The `x-ratelimit-reset-*`

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::json_field::Json;
 use http::{HeaderMap, HeaderValue};
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::actions::Actions;
@@ -38,8 +38,6 @@ pub struct RequestFacts {
     pub plan: Arc<Plan>,
     /// The `[inspect]` actions for this request's route and model.
     pub actions: Actions,
-    /// The parsed JSON body, when it was JSON.
-    pub json: Option<Arc<Value>>,
     /// What the request asked for (JSON mode, schema, stream), for the
     /// inspection rules; compiled once per request.
     pub expect: Arc<Expectation>,
@@ -48,27 +46,28 @@ pub struct RequestFacts {
     pub secrets: Arc<Secrets>,
 }
 
-/// The body as JSON: the pre-flight checks' parse for the JSON endpoints,
-/// else a parse of any body that looks like an object.
-pub fn json_body(parsed: Option<Value>, body: &[u8]) -> Option<Arc<Value>> {
+/// The body as JSON: the pre-flight checks' reading for the JSON endpoints,
+/// else a reading of any body that looks like an object.
+pub fn json_body<'a>(parsed: Option<Json<'a>>, body: &'a [u8]) -> Option<Json<'a>> {
     match parsed {
-        Some(v) => Some(Arc::new(v)),
-        None if body.first() == Some(&b'{') => serde_json::from_slice(body).ok().map(Arc::new),
+        Some(v) => Some(v),
+        None if body.first() == Some(&b'{') => Json::parse(body).ok().filter(|j| j.is_object()),
         None => None,
     }
 }
 
 /// `model` and `stream` of a JSON body.
-pub fn model_and_stream(json: Option<&Value>) -> (Option<String>, bool) {
-    let model = json
-        .and_then(|j| j.get("model"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let stream = json
-        .and_then(|j| j.get("stream"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    (model, stream)
+pub fn model_and_stream(json: Option<Json<'_>>) -> (Option<String>, bool) {
+    let [model, stream] = match json {
+        Some(j) => j.fields(["model", "stream"]),
+        None => [None, None],
+    };
+    (
+        model
+            .and_then(Json::as_str)
+            .map(std::borrow::Cow::into_owned),
+        stream.and_then(Json::as_bool).unwrap_or(false),
+    )
 }
 
 /// The request's time budget: the configured one, or the client's own
@@ -136,11 +135,11 @@ mod tests {
 
     #[test]
     fn the_body_is_read_as_json_once() {
-        let parsed = Some(serde_json::json!({"model": "m", "stream": true}));
+        let parsed = Json::parse(br#"{"model": "m", "stream": true}"#).ok();
         let json = json_body(parsed, b"ignored");
-        assert_eq!(model_and_stream(json.as_deref()), (Some("m".into()), true));
+        assert_eq!(model_and_stream(json), (Some("m".into()), true));
         let json = json_body(None, br#"{"model":"x"}"#);
-        assert_eq!(model_and_stream(json.as_deref()), (Some("x".into()), false));
+        assert_eq!(model_and_stream(json), (Some("x".into()), false));
         assert!(json_body(None, b"[1]").is_none());
         assert!(json_body(None, b"{not json").is_none());
     }

@@ -106,6 +106,33 @@ impl<'a> Json<'a> {
         serde_json::from_str::<String>(self.0).ok().map(Cow::Owned)
     }
 
+    pub fn as_bool(self) -> Option<bool> {
+        match self.0 {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(self) -> Option<f64> {
+        match self.first() {
+            Some(b'-' | b'0'..=b'9') => self.0.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// What kind of value this is, by its first byte.
+    pub fn kind(self) -> Kind {
+        match self.first() {
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            Some(b'"') => Kind::String,
+            Some(b't' | b'f') => Kind::Bool,
+            Some(b'n') | None => Kind::Null,
+            Some(_) => Kind::Number,
+        }
+    }
+
     pub fn as_u64(self) -> Option<u64> {
         match self.first() {
             Some(b'0'..=b'9') => self.0.parse().ok(),
@@ -117,6 +144,31 @@ impl<'a> Json<'a> {
     /// one: an in-band error).
     pub fn to_value(self) -> serde_json::Value {
         serde_json::from_str(self.0).unwrap_or_default()
+    }
+}
+
+/// The kind of a [`Json`] value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl Kind {
+    /// "a string", "an object", … for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
     }
 }
 

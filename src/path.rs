@@ -88,6 +88,14 @@ pub fn check(uri: &Uri) -> Result<ClientPath, PathRefusal> {
         if segment.is_empty() {
             return Err(PathRefusal::EmptySegment);
         }
+        // The common segment has no escapes: nothing to decode.
+        if !segment.contains('%') {
+            let name = segment.split(';').next().unwrap_or_default();
+            if name == "." || name == ".." {
+                return Err(PathRefusal::DotSegment);
+            }
+            continue;
+        }
         let lower = segment.to_ascii_lowercase();
         if lower.contains("%25") {
             return Err(PathRefusal::DoubleEncoding);

@@ -14,7 +14,8 @@
 )]
 
 use http::{header, HeaderMap, Method};
-use serde_json::{Map, Value};
+
+use crate::json_field::{Json, Kind as JsonKind};
 
 use crate::outcome::Outcome;
 use crate::taxonomy::Kind;
@@ -41,15 +42,15 @@ pub fn check(
     check_parsed(method, path, headers, body, strict).map(|_| ())
 }
 
-/// [`check`], handing back the body it parsed (a JSON endpoint's object), so
-/// the caller need not parse it a second time.
-pub fn check_parsed(
+/// [`check`], handing back the body it read (a JSON endpoint's object, as a
+/// view into `body`), so the caller need not read it a second time.
+pub fn check_parsed<'a>(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &'a [u8],
     strict: bool,
-) -> Result<Option<Value>, Outcome> {
+) -> Result<Option<Json<'a>>, Outcome> {
     check_authorization(headers)?;
     if method != Method::POST || !is_json_endpoint(path) || !may_read_json(headers) {
         return Ok(None);
@@ -66,24 +67,29 @@ pub fn check_parsed(
         }
         return Ok(None);
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| bad_request(None, format!("The request body is not valid JSON: {e}")))?;
-    let Value::Object(object) = value else {
+    let value = Json::parse(body).map_err(|e| {
+        // The tree parser words some mistakes better ("trailing comma").
+        let e = serde_json::from_slice::<serde_json::Value>(body)
+            .err()
+            .map_or(e.to_string(), |e| e.to_string());
+        bad_request(None, format!("The request body is not valid JSON: {e}"))
+    })?;
+    if value.kind() != JsonKind::Object {
         return Err(bad_request(
             None,
             format!(
                 "The request body must be a JSON object, not {}",
-                type_name(&value)
+                value.kind().name()
             ),
         ));
-    };
+    }
     if chat {
-        check_chat(&object)?;
+        check_chat(value)?;
     }
     if strict {
-        check_ranges(&object)?;
+        check_ranges(value)?;
     }
-    Ok(Some(Value::Object(object)))
+    Ok(Some(value))
 }
 
 /// `Authorization`, when present, must be `Bearer <key>` with a clean key.
@@ -179,7 +185,10 @@ fn may_read_json(headers: &HeaderMap) -> bool {
             .to_str()
             .ok()
             .and_then(|ct| ct.split(';').next())
-            .is_some_and(|mime| mime.trim().to_ascii_lowercase().ends_with("json")),
+            .is_some_and(|mime| {
+                let mime = mime.trim().as_bytes();
+                mime.len() >= 4 && mime[mime.len() - 4..].eq_ignore_ascii_case(b"json")
+            }),
     };
     let plain = headers
         .get(header::CONTENT_ENCODING)
@@ -189,14 +198,16 @@ fn may_read_json(headers: &HeaderMap) -> bool {
 
 /// `model` is a non-empty string; `messages` a non-empty array of objects
 /// that each have a string `role`.
-fn check_chat(object: &Map<String, Value>) -> Result<(), Outcome> {
-    match object.get("model") {
-        Some(Value::String(model)) if !model.trim().is_empty() => {}
-        Some(Value::String(_)) => {
-            return Err(bad_request(
-                Some("model"),
-                "`model` is empty: give a model id such as gpt-4o-mini".to_owned(),
-            ))
+fn check_chat(object: Json<'_>) -> Result<(), Outcome> {
+    let [model, messages] = object.fields(["model", "messages"]);
+    match model {
+        Some(m) if m.kind() == JsonKind::String => {
+            if m.as_str().is_none_or(|m| m.trim().is_empty()) {
+                return Err(bad_request(
+                    Some("model"),
+                    "`model` is empty: give a model id such as gpt-4o-mini".to_owned(),
+                ));
+            }
         }
         None => {
             return Err(bad_request(
@@ -207,18 +218,12 @@ fn check_chat(object: &Map<String, Value>) -> Result<(), Outcome> {
         Some(other) => {
             return Err(bad_request(
                 Some("model"),
-                format!("`model` must be a string, not {}", type_name(other)),
+                format!("`model` must be a string, not {}", other.kind().name()),
             ))
         }
     }
-    let messages = match object.get("messages") {
-        Some(Value::Array(messages)) if !messages.is_empty() => messages,
-        Some(Value::Array(_)) => {
-            return Err(bad_request(
-                Some("messages"),
-                "`messages` must contain at least one message".to_owned(),
-            ))
-        }
+    let messages = match messages {
+        Some(m) if m.kind() == JsonKind::Array => m,
         None => {
             return Err(bad_request(
                 Some("messages"),
@@ -230,48 +235,65 @@ fn check_chat(object: &Map<String, Value>) -> Result<(), Outcome> {
                 Some("messages"),
                 format!(
                     "`messages` must be an array of objects with `role` and `content`, not {}",
-                    type_name(other)
+                    other.kind().name()
                 ),
             ))
         }
     };
-    for (i, message) in messages.iter().enumerate() {
-        let Value::Object(message) = message else {
+    let mut count = 0;
+    for (i, message) in messages.items().enumerate() {
+        count += 1;
+        if message.kind() != JsonKind::Object {
             return Err(bad_request(
                 Some(&format!("messages[{i}]")),
                 format!(
                     "`messages[{i}]` must be an object with `role` and `content`, not {}",
-                    type_name(message)
+                    message.kind().name()
                 ),
             ));
-        };
-        let param = format!("messages[{i}].role");
-        match message.get("role") {
-            Some(Value::String(_)) => {}
+        }
+        match message.get("role").map(Json::kind) {
+            Some(JsonKind::String) => {}
             None => {
+                let param = format!("messages[{i}].role");
                 return Err(bad_request(
                     Some(&param),
                     format!("`{param}` is required: system, user, assistant, tool..."),
-                ))
+                ));
             }
             Some(other) => {
+                let param = format!("messages[{i}].role");
                 return Err(bad_request(
                     Some(&param),
-                    format!("`{param}` must be a string, not {}", type_name(other)),
-                ))
+                    format!("`{param}` must be a string, not {}", other.name()),
+                ));
             }
         }
+    }
+    if count == 0 {
+        return Err(bad_request(
+            Some("messages"),
+            "`messages` must contain at least one message".to_owned(),
+        ));
     }
     Ok(())
 }
 
 /// Strict mode: sampling parameters within the ranges OpenAI documents.
 /// `null` means "the default" and passes.
-fn check_ranges(object: &Map<String, Value>) -> Result<(), Outcome> {
-    for (field, max) in [("temperature", 2.0), ("top_p", 1.0)] {
-        match object.get(field) {
-            None | Some(Value::Null) => {}
-            Some(Value::Number(n)) if n.as_f64().is_some_and(|x| (0.0..=max).contains(&x)) => {}
+fn check_ranges(object: Json<'_>) -> Result<(), Outcome> {
+    let [temperature, top_p, max_tokens, max_completion_tokens, n] = object.fields([
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+    ]);
+    for (field, max, value) in [("temperature", 2.0, temperature), ("top_p", 1.0, top_p)] {
+        match value {
+            None => {}
+            Some(v) if v.kind() == JsonKind::Null => {}
+            Some(v) if v.as_f64().is_some_and(|x| (0.0..=max).contains(&x)) => {}
             Some(other) => {
                 return Err(bad_request(
                     Some(field),
@@ -283,14 +305,19 @@ fn check_ranges(object: &Map<String, Value>) -> Result<(), Outcome> {
             }
         }
     }
-    for (field, what) in [
-        ("max_tokens", "a positive integer"),
-        ("max_completion_tokens", "a positive integer"),
-        ("n", "an integer of at least 1"),
+    for (field, what, value) in [
+        ("max_tokens", "a positive integer", max_tokens),
+        (
+            "max_completion_tokens",
+            "a positive integer",
+            max_completion_tokens,
+        ),
+        ("n", "an integer of at least 1", n),
     ] {
-        match object.get(field) {
-            None | Some(Value::Null) => {}
-            Some(Value::Number(n)) if n.as_u64().is_some_and(|x| x >= 1) => {}
+        match value {
+            None => {}
+            Some(v) if v.kind() == JsonKind::Null => {}
+            Some(v) if v.as_u64().is_some_and(|x| x >= 1) => {}
             Some(other) => {
                 return Err(bad_request(
                     Some(field),
@@ -313,23 +340,10 @@ fn bad_request(param: Option<&str>, message: String) -> Outcome {
 
 /// A number as written, anything else by its type (client text is not
 /// echoed).
-fn shown(value: &Value) -> String {
-    match value {
-        Value::Number(n) => n.to_string(),
-        Value::Null | Value::Bool(_) | Value::String(_) | Value::Array(_) | Value::Object(_) => {
-            type_name(value).to_owned()
-        }
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+fn shown(value: Json<'_>) -> String {
+    match value.kind() {
+        JsonKind::Number => value.text().to_owned(),
+        other => other.name().to_owned(),
     }
 }
 

@@ -195,8 +195,9 @@ pub fn is_html(headers: &HeaderMap, text: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
             ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/html")
+                .as_bytes()
+                .get(..9)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"text/html"))
         });
     html_type || text.trim_start().starts_with('<')
 }

@@ -3,9 +3,12 @@
 //! parsed request body before the first attempt, and handed to the body and
 //! stream inspectors of every attempt.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
+
+use crate::json_field::{Json, Kind as JsonKind};
 
 /// The API a request is for, as far as inspection cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -33,10 +36,20 @@ impl Endpoint {
     /// last `v1` segment decides; a path without `v1` is read whole.
     pub fn from_path(path: &str) -> Endpoint {
         let path = path.split(['?', '#']).next().unwrap_or_default();
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        // On the stack: no known path has more segments than this.
+        let mut buf = [""; 16];
+        let mut n = 0;
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            let Some(slot) = buf.get_mut(n) else {
+                return Endpoint::Other;
+            };
+            *slot = segment;
+            n += 1;
+        }
+        let segments = &buf[..n];
         let rest = match segments.iter().rposition(|s| *s == "v1") {
             Some(v1) => &segments[v1 + 1..],
-            None => &segments[..],
+            None => segments,
         };
         match rest {
             ["chat", "completions"] => Endpoint::ChatCompletions,
@@ -86,27 +99,37 @@ impl Expectation {
     /// Reads the expectation from the request path and its parsed JSON body
     /// (any value: a non-object body just expects nothing in particular).
     pub fn from_request(path: &str, body: &Value) -> Expectation {
-        Expectation::checking(path, body, true)
+        let text = body.to_string();
+        Expectation::checking(path, Json::parse(text.as_bytes()).ok(), true)
     }
 
-    /// [`Expectation::from_request`], compiling a requested JSON schema
-    /// only when `schema` is true — its action is not `pass`: compiling
-    /// costs more than proxying a request, for a check nobody acts on. The
-    /// output is still checked for being JSON.
-    pub fn checking(path: &str, body: &Value, schema: bool) -> Expectation {
+    /// [`Expectation::from_request`] on the body read in place, compiling a
+    /// requested JSON schema only when `schema` is true — its action is not
+    /// `pass`: compiling costs more than proxying a request, for a check
+    /// nobody acts on. The output is still checked for being JSON.
+    pub fn checking(path: &str, body: Option<Json<'_>>, schema: bool) -> Expectation {
         let endpoint = Endpoint::from_path(path);
-        let json_mode = |format| json_mode(format, schema);
+        let [response_format, text, input, stream_options, stream, model] = match body {
+            Some(b) => b.fields([
+                "response_format",
+                "text",
+                "input",
+                "stream_options",
+                "stream",
+                "model",
+            ]),
+            None => [None; 6],
+        };
         let json = match endpoint {
             Endpoint::ChatCompletions | Endpoint::Completions => {
-                json_mode(body.get("response_format"))
+                json_mode(response_format, Shape::ResponseFormat, schema)
             }
             // The Responses API says it as `text.format`, with the schema
             // inline (`{"type": "json_schema", "name": …, "schema": …}`).
             Endpoint::Responses => json_mode(
-                body.get("text")
-                    .and_then(|t| t.get("format"))
-                    .map(responses_format)
-                    .as_ref(),
+                text.and_then(|t| t.get("format")),
+                Shape::TextFormat,
+                schema,
             ),
             Endpoint::ImagesGenerations
             | Endpoint::Videos
@@ -114,55 +137,56 @@ impl Expectation {
             | Endpoint::Transcriptions
             | Endpoint::Other => JsonMode::None,
         };
-        let inputs = match (endpoint, body.get("input")) {
-            (Endpoint::Embeddings, Some(Value::String(_))) => Some(1),
-            (Endpoint::Embeddings, Some(Value::Array(items))) => {
+        let inputs = match (endpoint, input.map(|i| (i, i.kind()))) {
+            (Endpoint::Embeddings, Some((_, JsonKind::String))) => Some(1),
+            (Endpoint::Embeddings, Some((items, JsonKind::Array))) => {
                 // A list of numbers is one tokenized input.
-                match items.first() {
-                    Some(Value::Number(_)) => Some(1),
-                    _ => Some(items.len()),
+                let mut items = items.items().peekable();
+                match items.peek().map(|i| i.kind()) {
+                    Some(JsonKind::Number) => Some(1),
+                    _ => Some(items.count()),
                 }
             }
             _ => None,
         };
-        let include_usage = body
-            .get("stream_options")
+        let include_usage = stream_options
             .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
+            .and_then(Json::as_bool)
             .unwrap_or(false);
         Expectation {
             endpoint,
-            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            stream: stream.and_then(Json::as_bool).unwrap_or(false),
             json,
             include_usage,
-            model: body.get("model").and_then(Value::as_str).map(str::to_owned),
+            model: model.and_then(Json::as_str).map(Cow::into_owned),
             inputs,
         }
     }
 }
 
-/// A Responses `text.format` in the chat's `response_format` shape (the
-/// schema nested under `json_schema`), so one reader serves both.
-fn responses_format(format: &Value) -> Value {
-    match format.get("schema") {
-        Some(schema) => serde_json::json!({
-            "type": format.get("type").cloned().unwrap_or(Value::Null),
-            "json_schema": {"schema": schema},
-        }),
-        None => format.clone(),
-    }
+/// Where a request says what JSON it wants.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Chat: `response_format: {"type", "json_schema": {"schema"}}`.
+    ResponseFormat,
+    /// Responses: `text.format: {"type", "schema"}`.
+    TextFormat,
 }
 
-fn json_mode(response_format: Option<&Value>, compile: bool) -> JsonMode {
-    let Some(format) = response_format else {
+fn json_mode(format: Option<Json<'_>>, shape: Shape, compile: bool) -> JsonMode {
+    let Some(format) = format else {
         return JsonMode::None;
     };
-    match format.get("type").and_then(Value::as_str) {
+    let [kind, json_schema, inline] = format.fields(["type", "json_schema", "schema"]);
+    match kind.and_then(Json::as_str).as_deref() {
         Some("json_object") => JsonMode::Object,
         Some("json_schema") if !compile => JsonMode::Object,
         Some("json_schema") => {
-            let schema = format.get("json_schema").and_then(|s| s.get("schema"));
-            match schema.map(jsonschema::validator_for) {
+            let schema = match shape {
+                Shape::ResponseFormat => json_schema.and_then(|s| s.get("schema")),
+                Shape::TextFormat => inline,
+            };
+            match schema.map(|s| jsonschema::validator_for(&s.to_value())) {
                 Some(Ok(validator)) => JsonMode::Schema(Arc::new(validator)),
                 Some(Err(_)) | None => JsonMode::Object,
             }

@@ -139,31 +139,41 @@ pub fn downstream_response(headers: &mut HeaderMap) {
     }
 }
 
-/// The answer's media type, lowercased.
-fn content_type(headers: &HeaderMap) -> String {
+/// The answer's media type, without parameters (compared case-blind).
+fn mime(headers: &HeaderMap) -> &str {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|ct| ct.trim_start().to_ascii_lowercase())
+        .and_then(|ct| ct.split(';').next())
         .unwrap_or_default()
+        .trim()
+}
+
+fn ends_with_ci(text: &str, suffix: &str) -> bool {
+    text.len() >= suffix.len()
+        && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+fn starts_with_ci(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// Whether an answer says it is JSON (`application/json`, `…+json`).
 pub fn is_json(headers: &HeaderMap) -> bool {
-    let ct = content_type(headers);
-    let mime = ct.split(';').next().unwrap_or_default().trim();
-    mime.ends_with("/json") || mime.ends_with("+json")
+    let mime = mime(headers);
+    ends_with_ci(mime, "/json") || ends_with_ci(mime, "+json")
 }
 
 /// Whether an answer is an HTML page (a wrong base URL, a WAF).
 pub fn is_html(headers: &HeaderMap) -> bool {
-    content_type(headers).starts_with("text/html")
+    starts_with_ci(mime(headers), "text/html")
 }
 
 /// Whether an answer is an SSE stream (a stream request may be answered
 /// with plain JSON: that is inspected and forwarded as JSON).
 pub fn is_event_stream(headers: &HeaderMap) -> bool {
-    content_type(headers).starts_with("text/event-stream")
+    starts_with_ci(mime(headers), "text/event-stream")
 }
 
 #[cfg(test)]

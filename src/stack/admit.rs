@@ -23,6 +23,7 @@ use crate::config::{ms, Config, Secret};
 use crate::drain::Drain;
 use crate::facts::{self, RequestFacts};
 use crate::inspect::Expectation;
+use crate::json_field::Json;
 use crate::outcome::Outcome;
 use crate::path;
 use crate::preflight;
@@ -231,7 +232,7 @@ where
     };
 
     let json = facts::json_body(parsed, &body);
-    let (model, stream) = facts::model_and_stream(json.as_deref());
+    let (model, stream) = facts::model_and_stream(json);
     let actions = actions.resolve(record.route, model.as_deref());
     let facts = RequestFacts {
         request_id: record.request_id.clone(),
@@ -242,19 +243,17 @@ where
         creates: crate::path::creates_something(
             &parts.method,
             parts.uri.path(),
-            json.as_deref()
-                .and_then(|j| j.get("background"))
-                .and_then(serde_json::Value::as_bool)
+            json.and_then(|j| j.get("background"))
+                .and_then(Json::as_bool)
                 .unwrap_or(false),
         ),
         plan: targets.plan(model.as_deref()),
         actions,
         expect: Arc::new(Expectation::checking(
             parts.uri.path(),
-            json.as_deref().unwrap_or(&serde_json::Value::Null),
+            json,
             actions.schema_mismatch != crate::config::Action::Pass,
         )),
-        json,
         model,
         stream,
         secrets: secrets.clone(),

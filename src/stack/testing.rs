@@ -94,7 +94,6 @@ pub fn call(config: &Config, targets: &Targets, spec: CallSpec) -> Arc<Call> {
         plan: targets.plan(Some(spec.model)),
         actions: Actions::of(&config.inspect),
         expect: Arc::new(Expectation::from_request(ROUTE, &json)),
-        json: Some(Arc::new(json.clone())),
         secrets: Arc::default(),
     };
     Arc::new(Call {

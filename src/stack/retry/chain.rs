@@ -426,25 +426,25 @@ where
     pub(super) fn body_for(&self, position: usize) -> Bytes {
         let call = &self.call;
         let target = call.facts.plan.targets.get(position);
-        let (Some(model), Some(json)) = (target.and_then(|t| t.model.as_ref()), &call.facts.json)
+        // Only a JSON body that named a model (read at admission) is edited.
+        let (Some(model), Some(asked)) = (target.and_then(|t| t.model.as_ref()), &call.facts.model)
         else {
             return call.body.clone();
         };
-        if call.facts.model.as_deref() == Some(model.as_str()) {
+        if asked == model {
             return call.body.clone();
         }
-        // A targeted edit of the one member; the tree only if the scan
-        // could not find it (an escaped key).
+        // A targeted edit of the one member; a tree only if the scan could
+        // not find it (an escaped key).
         if let Some(body) = crate::json_field::with_string(&call.body, "model", model) {
             return body;
         }
-        let mut rewritten = (**json).clone();
-        match rewritten.as_object_mut() {
-            Some(obj) => {
+        match serde_json::from_slice::<serde_json::Value>(&call.body) {
+            Ok(serde_json::Value::Object(mut obj)) => {
                 obj.insert("model".into(), serde_json::Value::String(model.clone()));
-                serde_json::to_vec(&rewritten).map_or_else(|_| call.body.clone(), Bytes::from)
+                serde_json::to_vec(&obj).map_or_else(|_| call.body.clone(), Bytes::from)
             }
-            None => call.body.clone(),
+            Ok(_) | Err(_) => call.body.clone(),
         }
     }
 
@@ -503,11 +503,8 @@ where
             let Some(permit) = self.shared.targets.confirm(permit?).await else {
                 continue;
             };
-            let body = continuation_body(
-                facts.json.as_deref()?,
-                &cut.partial,
-                target.model.as_deref(),
-            )?;
+            let request = serde_json::from_slice::<serde_json::Value>(&self.call.body).ok()?;
+            let body = continuation_body(&request, &cut.partial, target.model.as_deref())?;
             if !self.spend_budget(Kind::StreamTruncated) {
                 return None;
             }
