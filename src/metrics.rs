@@ -326,7 +326,9 @@ impl Metrics {
             return;
         };
         let (counter, lock) = &self.allocations;
-        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (allocs, reallocs) = counts();
         for (op, now) in [("alloc", allocs), ("realloc", reallocs)] {
             let c = counter.with_label_values(&[op]);
