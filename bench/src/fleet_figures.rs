@@ -40,12 +40,17 @@ pub struct OutageSide {
     pub load: Load,
     /// Requests that reached the failing primary per 1000 client requests.
     pub primary_per_1k: Option<f64>,
+    /// The same per second of outage, all replicas together.
+    pub primary_per_s: Option<f64>,
     /// `backstop_fleet_operations_total` deltas, summed over the replicas.
     pub fleet_ops: u64,
     pub fleet_ops_per_request: Option<f64>,
     pub fleet_ops_per_s: Option<f64>,
     /// Those operations by `op`.
     pub fleet_ops_by_op: BTreeMap<String, u64>,
+    /// Of those, the ones that answered `error` or `timeout` (the replica
+    /// then decided alone, e.g. probed without the fleet's lock).
+    pub fleet_ops_not_ok: u64,
     /// Redis commands served (`INFO commandstats`, `INFO` left out).
     pub redis_commands: u64,
     pub redis_commands_per_request: Option<f64>,
@@ -221,6 +226,11 @@ impl FleetFigures {
             String::new(),
         );
         outage_row(
+            "requests to the failing primary per second, all replicas",
+            side(&|s| num(s.primary_per_s, 2)),
+            String::new(),
+        );
+        outage_row(
             "Redis operations per proxied request (backstop_fleet_operations_total)",
             side(&|s| num(s.fleet_ops_per_request, 4)),
             String::new(),
@@ -243,6 +253,11 @@ impl FleetFigures {
         outage_row(
             "Redis operations by op",
             side(&|s| by_name(&s.fleet_ops_by_op)),
+            String::new(),
+        );
+        outage_row(
+            "Redis operations not ok (error, timeout)",
+            side(&|s| s.fleet_ops_not_ok.to_string()),
             String::new(),
         );
         outage_row(

@@ -111,6 +111,7 @@ struct SideAcc {
     ops: BTreeMap<String, u64>,
     redis: BTreeMap<String, u64>,
     events: u64,
+    ops_not_ok: u64,
     redis_ticks: u64,
     wall: Duration,
 }
@@ -154,6 +155,7 @@ async fn outage(plan: &Plan, rig: &Rig, clk_tck: u64) -> Result<Outage> {
             add_counts(&mut a.ops, &d.ops);
             add_counts(&mut a.redis, &d.redis);
             a.events += d.events;
+            a.ops_not_ok += d.ops_not_ok;
             a.redis_ticks += d.redis_ticks;
             a.wall += wall;
             let sent: u64 = segs.iter().map(Segment::sent).sum();
@@ -202,6 +204,8 @@ fn side_figures(a: SideAcc, clk_tck: u64) -> OutageSide {
         redis_commands_per_s: per(redis as f64, secs),
         redis_commands_by_name: a.redis,
         fleet_events_applied: a.events,
+        fleet_ops_not_ok: a.ops_not_ok,
+        primary_per_s: per(agg.upstream as f64, secs),
         redis_cpu_ms_per_1k: (clk_tck > 0)
             .then(|| a.redis_ticks as f64 * 1000.0 / clk_tck as f64)
             .and_then(|ms| per(ms * 1000.0, served)),

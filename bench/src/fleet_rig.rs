@@ -155,6 +155,9 @@ pub struct Snapshot {
     redis_ticks: u64,
     /// `backstop_fleet_operations_total` by op, summed over the gateways.
     ops: BTreeMap<String, f64>,
+    /// Of those operations, the ones whose result was not `ok` (error,
+    /// timeout: the replica then went on with its own state).
+    ops_not_ok: f64,
     /// `backstop_fleet_events_total`, summed.
     events: f64,
     redis: BTreeMap<String, u64>,
@@ -166,18 +169,25 @@ pub struct Snapshot {
 pub async fn snapshot(rig: &Rig, gateways: &[&Service]) -> Result<Snapshot> {
     let pids: Vec<u32> = gateways.iter().map(|s| s.proc.pid).collect();
     let mut ops = BTreeMap::new();
-    let mut events = 0.0;
+    let (mut events, mut ops_not_ok) = (0.0, 0.0);
     for s in gateways {
         let text = scrape::metrics(s.addr).await?;
         for (op, v) in scrape::by_label(&text, "backstop_fleet_operations_total", "op") {
             *ops.entry(op).or_insert(0.0) += v;
         }
+        let results = scrape::by_label(&text, "backstop_fleet_operations_total", "result");
+        ops_not_ok += results
+            .iter()
+            .filter(|(r, _)| r.as_str() != "ok")
+            .map(|(_, v)| v)
+            .sum::<f64>();
         events += scrape::sum(&text, "backstop_fleet_events_total");
     }
     Ok(Snapshot {
         ticks: cpu_ticks(&pids)?,
         redis_ticks: usage(&[rig.redis.pid])?.cpu_ticks,
         ops,
+        ops_not_ok,
         events,
         redis: redis::commandstats(rig.redis_addr).await?,
         primary: mock_total(rig.down_mock.addr).await?,
@@ -191,6 +201,8 @@ pub struct Delta {
     pub redis_ticks: u64,
     /// Fleet operations by op.
     pub ops: BTreeMap<String, u64>,
+    /// Fleet operations that did not answer `ok`.
+    pub ops_not_ok: u64,
     /// Fleet events applied.
     pub events: u64,
     /// Redis commands by name.
@@ -215,6 +227,7 @@ impl Delta {
             ticks: after.ticks.saturating_sub(before.ticks),
             redis_ticks: after.redis_ticks.saturating_sub(before.redis_ticks),
             ops,
+            ops_not_ok: (after.ops_not_ok - before.ops_not_ok).max(0.0).round() as u64,
             events: (after.events - before.events).max(0.0).round() as u64,
             redis: redis::delta(&after.redis, &before.redis),
             primary: after.primary.saturating_sub(before.primary),
