@@ -10,8 +10,27 @@ use clap::Parser;
 /// mimalloc: the gateway allocates small, short-lived buffers per request
 /// and per chunk; mimalloc serves those with less CPU than glibc's malloc
 /// (bench/README.md has the before/after figures).
+#[cfg(not(feature = "alloc-count"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The bench's build (`--features alloc-count`, built apart by bench/run):
+/// the same mimalloc, with every allocation and reallocation counted, so
+/// that `backstop_allocations_total` on /metrics says how many a request
+/// or a stream event costs. Never in a normal build: the counting costs
+/// atomic increments on every allocation and free.
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static GLOBAL: stats_alloc::StatsAlloc<mimalloc::MiMalloc> =
+    stats_alloc::StatsAlloc::new(mimalloc::MiMalloc);
+
+/// What [`GLOBAL`] counted so far: (allocations, reallocations).
+#[cfg(feature = "alloc-count")]
+fn allocations_so_far() -> (u64, u64) {
+    let stats = GLOBAL.stats();
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    (n(stats.allocations), n(stats.reallocations))
+}
 
 /// A resilience gateway for OpenAI-compatible APIs.
 #[derive(Parser)]
@@ -26,6 +45,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "alloc-count")]
+    backstop::metrics::count_allocations(allocations_so_far);
     let cli = Cli::parse();
     let env: Vec<(String, String)> = std::env::vars().collect();
     // Before the configuration is read, JSON mode is what the command line

@@ -47,6 +47,24 @@ pub struct Metrics {
     pub fleet_events: IntCounterVec,
     models: BoundedLabels,
     finish_reason_labels: BoundedLabels,
+    /// `backstop_allocations_total{op}` (the bench's `alloc-count` build
+    /// only), brought up to the allocator's count at each scrape; the lock
+    /// keeps two scrapes at once from adding the same allocations twice.
+    #[cfg(feature = "alloc-count")]
+    allocations: (IntCounterVec, std::sync::Mutex<()>),
+}
+
+/// Where the `alloc-count` build reads its allocation counts from: the
+/// binary's counting global allocator, handed over at start by
+/// [`count_allocations`]. A global because the allocator is one.
+#[cfg(feature = "alloc-count")]
+static ALLOCATION_COUNTS: std::sync::OnceLock<fn() -> (u64, u64)> = std::sync::OnceLock::new();
+
+/// The `alloc-count` build: `counts` tells (allocations, reallocations) so
+/// far; every scrape exports them as `backstop_allocations_total{op}`.
+#[cfg(feature = "alloc-count")]
+pub fn count_allocations(counts: fn() -> (u64, u64)) {
+    let _ = ALLOCATION_COUNTS.set(counts);
 }
 
 impl Metrics {
@@ -198,6 +216,15 @@ impl Metrics {
             "What other replicas told this one, applied: open, closed, tight.",
             &["event"],
         )?;
+        #[cfg(feature = "alloc-count")]
+        let allocations = (
+            counter(
+                "backstop_allocations_total",
+                "Heap allocations by the process so far (op: alloc, realloc); the bench build only.",
+                &["op"],
+            )?,
+            std::sync::Mutex::new(()),
+        );
         Ok(Metrics {
             registry,
             requests,
@@ -223,6 +250,8 @@ impl Metrics {
             fleet_events,
             models: BoundedLabels::new(max_model_labels),
             finish_reason_labels: BoundedLabels::new(32),
+            #[cfg(feature = "alloc-count")]
+            allocations,
         })
     }
 
@@ -275,6 +304,8 @@ impl Metrics {
 
     /// The registry in Prometheus text format.
     pub fn render(&self) -> String {
+        #[cfg(feature = "alloc-count")]
+        self.sync_allocations();
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         if TextEncoder::new()
@@ -284,6 +315,25 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(feature = "alloc-count")]
+impl Metrics {
+    /// Brings `backstop_allocations_total` up to the allocator's counts.
+    fn sync_allocations(&self) {
+        let Some(counts) = ALLOCATION_COUNTS.get() else {
+            return;
+        };
+        let (counter, lock) = &self.allocations;
+        let _guard = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (allocs, reallocs) = counts();
+        for (op, now) in [("alloc", allocs), ("realloc", reallocs)] {
+            let c = counter.with_label_values(&[op]);
+            c.inc_by(now.saturating_sub(c.get()));
+        }
     }
 }
 

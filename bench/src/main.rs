@@ -4,10 +4,12 @@
 //! (`backstop-floor`, a bare hyper proxy; see [`setup`]), measures them
 //! interleaved (see [`scenarios`]) with a single-threaded client (one
 //! keep-alive HTTP/1.1 connection per worker, see [`client`], [`load`],
-//! [`stream`]), turns the aggregates into figures ([`figures`]) and writes
-//! `latest.json` and `latest.md` ([`report`]).
+//! [`stream`]), then counts allocations with the `alloc-count` build
+//! ([`allocs`]) and measures fleet mode on vs off against a `redis-server`
+//! ([`fleet_mode`]), turns the aggregates into figures ([`figures`],
+//! [`fleet_figures`]) and writes `latest.json` and `latest.md` ([`report`]).
 //!
-//! Usage: `backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]`
+//! Usage: `backstop-bench --repo DIR --nginx PATH --redis PATH --work DIR --out DIR [--smoke]`
 //! (`bench/run` passes all of these); `backstop-bench --soak [--minutes N]
 //! --repo DIR --work DIR --out DIR` runs the soak instead ([`soak`]: mixed
 //! traffic, faults and slow clients against backstop for N minutes, writes
@@ -15,15 +17,21 @@
 //! and `backstop-bench stream ADDR CONC SECONDS DELAY_MS` put chat-completion
 //! or streaming load on one address (for profiling and debugging).
 
+mod allocs;
 mod client;
 mod figures;
+mod fleet_figures;
+mod fleet_mode;
+mod fleet_rig;
 mod load;
 mod machine;
 mod nginx;
 mod plan;
 mod procs;
+mod redis;
 mod report;
 mod scenarios;
+mod scrape;
 mod setup;
 mod slow;
 mod slow_stats;
@@ -60,12 +68,12 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: backstop-bench --repo DIR --nginx PATH --work DIR --out DIR [--smoke]\n       \
+    "usage: backstop-bench --repo DIR --nginx PATH --redis PATH --work DIR --out DIR [--smoke]\n       \
      backstop-bench --soak [--minutes N] --repo DIR --work DIR --out DIR";
 
 fn parse_args() -> Result<Args> {
     let (mut smoke, mut soak, mut minutes) = (false, false, None);
-    let (mut repo, mut nginx, mut work, mut out) = (None, None, None, None);
+    let (mut repo, mut nginx, mut redis, mut work, mut out) = (None, None, None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
@@ -75,6 +83,7 @@ fn parse_args() -> Result<Args> {
             "--minutes" => minutes = Some(value()?.parse::<f64>().context("--minutes")?),
             "--repo" => repo = Some(PathBuf::from(value()?)),
             "--nginx" => nginx = Some(PathBuf::from(value()?)),
+            "--redis" => redis = Some(PathBuf::from(value()?)),
             "--work" => work = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
             _ => bail!("unknown argument {arg:?}; {USAGE}"),
@@ -88,18 +97,21 @@ fn parse_args() -> Result<Args> {
     if soak.is_some_and(|m| !(m > 0.0 && m <= 24.0 * 60.0)) {
         bail!("--minutes must be more than 0 and at most a day");
     }
-    // The soak does not use nginx.
-    let nginx = match (nginx, soak) {
-        (Some(n), _) => n,
-        (None, Some(_)) => PathBuf::new(),
-        (None, None) => bail!("--nginx is required; {USAGE}"),
+    // The soak uses neither nginx nor Redis.
+    let needed = |path: Option<PathBuf>, flag: &str| match (path, soak) {
+        (Some(p), _) => Ok(p),
+        (None, Some(_)) => Ok(PathBuf::new()),
+        (None, None) => bail!("{flag} is required; {USAGE}"),
     };
+    let nginx = needed(nginx, "--nginx")?;
+    let redis = needed(redis, "--redis")?;
     Ok(Args {
         smoke,
         soak,
         paths: Paths {
             repo: repo.context("--repo is required")?,
             nginx,
+            redis,
             work: work.context("--work is required")?,
         },
         out: out.context("--out is required")?,
@@ -140,7 +152,7 @@ fn stream_scenario(step: &plan::Step, delay_ms: u64, sets: &ByTarget<StreamSet>)
     }
 }
 
-async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report> {
+async fn measure(plan: &Plan, paths: &Paths, fleet: &Fleet, machine: Machine) -> Result<Report> {
     let started = Instant::now();
     let clk_tck = machine.clk_tck;
     let nginx_pids = fleet.nginx.tree();
@@ -167,6 +179,7 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
     let idle_floor = idle_rss(&fleet.floor.proc)?;
     let idle_backstop = idle_rss(&fleet.backstop.proc)?;
     fleet.check().await?;
+    allocs::check_uncounted(fleet.backstop.addr).await?;
 
     eprintln!("warm-up");
     let mut all = proxies.to_vec();
@@ -230,6 +243,11 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
     mem.insert("floor", memory(&fleet.floor.proc, idle_floor)?);
     mem.insert("backstop", memory(&fleet.backstop.proc, idle_backstop)?);
 
+    eprintln!("allocation counts (backstop-alloc-count)");
+    let allocations = allocs::measure(&plan.allocs, paths, fleet.mock.addr).await?;
+    eprintln!("fleet mode on vs off (redis-server)");
+    let fleet_figures = fleet_mode::measure(plan, paths, fleet.mock.addr, clk_tck).await?;
+
     let top = latency.last();
     let throughput_rps: BTreeMap<_, _> = top
         .map(|l| l.by_target.iter().map(|(k, v)| (*k, v.rps)).collect())
@@ -254,6 +272,8 @@ async fn measure(plan: &Plan, fleet: &Fleet, machine: Machine) -> Result<Report>
         unpaced: stream_scenario(&plan.unpaced, 0, &unpaced),
         fault_mix: FAULT_MIX.into(),
         faults,
+        allocations: Some(allocations),
+        fleet: Some(fleet_figures),
         checks: Vec::new(),
     };
     report.judge();
@@ -324,7 +344,7 @@ async fn run() -> Result<()> {
         plan.mode
     );
     let fleet = Fleet::start(&args.paths).await?;
-    let result = measure(&plan, &fleet, machine).await;
+    let result = measure(&plan, &args.paths, &fleet, machine).await;
     fleet.stop().await;
     let report = result?;
     let json = args.out.join("latest.json");

@@ -27,7 +27,8 @@ pub struct Target {
     pub pids: Vec<u32>,
 }
 
-fn cpu_ticks(pids: &[u32]) -> Result<u64> {
+/// utime + stime of `pids`, summed, in clock ticks.
+pub fn cpu_ticks(pids: &[u32]) -> Result<u64> {
     Ok(usage(pids)?.cpu_ticks)
 }
 
@@ -50,7 +51,8 @@ pub struct LoadAgg {
 }
 
 impl LoadAgg {
-    fn new() -> Result<LoadAgg> {
+    /// Nothing yet.
+    pub fn new() -> Result<LoadAgg> {
         Ok(LoadAgg {
             hist: histogram()?,
             ok: 0,
@@ -62,7 +64,8 @@ impl LoadAgg {
         })
     }
 
-    fn add(&mut self, seg: &Segment, ticks: u64) -> Result<()> {
+    /// Adds one segment and the CPU ticks it cost.
+    pub fn add(&mut self, seg: &Segment, ticks: u64) -> Result<()> {
         self.hist.add(&seg.hist)?;
         self.ok += seg.ok;
         self.failed += seg.http_errors + seg.transport_errors;

@@ -48,6 +48,8 @@ pub struct Paths {
     pub repo: PathBuf,
     /// The nginx binary (empty for the soak, which does not use it).
     pub nginx: PathBuf,
+    /// The redis-server binary (empty for the soak, which does not use it).
+    pub redis: PathBuf,
     /// Scratch directory: logs, nginx config and temp files.
     pub work: PathBuf,
 }
@@ -77,10 +79,34 @@ pub async fn start_backstop(
     upstream: SocketAddr,
     extra: &[(&str, &str)],
 ) -> Result<Service> {
-    let mut cmd = base_command(&paths.repo.join("target/release/backstop"));
+    let gateway = Gateway {
+        bin: "backstop",
+        config: paths.repo.join("config/backstop.toml"),
+    };
+    start_gateway(paths, name, &gateway, upstream, extra).await
+}
+
+/// Which gateway build runs with which config file.
+pub struct Gateway {
+    /// A binary in `target/release` (`backstop`, `backstop-alloc-count`).
+    pub bin: &'static str,
+    /// Its `--config`.
+    pub config: PathBuf,
+}
+
+/// Starts `gateway` (logs at `warn`) with `upstream` as `[upstream]` and
+/// `extra` environment variables.
+pub async fn start_gateway(
+    paths: &Paths,
+    name: &str,
+    gateway: &Gateway,
+    upstream: SocketAddr,
+    extra: &[(&str, &str)],
+) -> Result<Service> {
+    let mut cmd = base_command(&paths.repo.join("target/release").join(gateway.bin));
     cmd.current_dir(&paths.repo)
         .arg("--config")
-        .arg(paths.repo.join("config/backstop.toml"))
+        .arg(&gateway.config)
         .env("BACKSTOP_LISTEN", "127.0.0.1:0")
         .env("BACKSTOP_UPSTREAM", format!("http://{upstream}/v1"))
         .env("BACKSTOP_LOG__LEVEL", "warn");

@@ -2,8 +2,8 @@
 //! nginx / floor / backstop / target / met?, numbers formatted for reading
 //! (µs with one decimal, req/s whole, ratios with two decimals).
 
-use crate::figures::{Load, Streams, CHUNKS};
-use crate::report::Report;
+use crate::figures::{Load, Streams};
+use crate::report::{self, Report};
 
 /// The value columns, in order.
 pub const COLUMNS: [&str; 4] = ["direct", "nginx", "floor", "backstop"];
@@ -59,7 +59,7 @@ pub fn rows(r: &Report) -> Vec<Vec<String>> {
             proxies(|t| us(a(t).p50_us)),
             None,
         );
-        let judged = (c == 1).then_some("added p99 at c=1 (µs)");
+        let judged = (c == 1).then_some(report::ADDED_P99_C1);
         row(
             format!("added c={c} p99 (µs)"),
             proxies(|t| us(a(t).p99_us)),
@@ -83,12 +83,12 @@ pub fn rows(r: &Report) -> Vec<Vec<String>> {
         COLUMNS.map(|t| num(rps(t), 0)),
         None,
     );
-    let metric = "throughput backstop / nginx";
+    let metric = report::THROUGHPUT_RATIO;
     let cells = backstop_only(num(r.throughput_backstop_over_nginx, 2));
     row(metric.into(), cells, Some(metric));
     let cells = backstop_only(num(r.throughput_backstop_over_floor, 2));
     row("throughput backstop / floor".into(), cells, None);
-    let metric = "CPU per request backstop / nginx (c=64)";
+    let metric = report::CPU_RATIO;
     let cells = backstop_only(num(r.cpu_backstop_over_nginx, 2));
     row(metric.into(), cells, Some(metric));
     let cells = backstop_only(num(r.cpu_backstop_over_floor, 2));
@@ -99,8 +99,8 @@ pub fn rows(r: &Report) -> Vec<Vec<String>> {
     );
     let mem = |t: &str| r.memory.get(t).copied();
     for (metric, pick, judged) in [
-        ("RSS idle (MiB)", MEM[0], true),
-        ("RSS peak (MiB)", MEM[1], true),
+        (report::RSS_IDLE, MEM[0], true),
+        (report::RSS_PEAK, MEM[1], true),
         ("RSS after load (MiB)", MEM[2], false),
     ] {
         let cells = proxies(|t| num(mem(t).map(pick), 1));
@@ -139,8 +139,37 @@ pub fn rows(r: &Report) -> Vec<Vec<String>> {
         None,
     );
     row(
-        "throughput inspection on / off".into(),
+        report::INSPECT_RATIO.into(),
         backstop_only(num(r.throughput_inspect_on_over_off, 2)),
+        Some(report::INSPECT_RATIO),
+    );
+    let a = r.allocations.clone().unwrap_or_default();
+    row(
+        report::ALLOC_REQUEST.into(),
+        backstop_only(num(a.per_request, 1)),
+        Some(report::ALLOC_REQUEST),
+    );
+    row(
+        "… of which reallocations".into(),
+        backstop_only(num(a.per_request_realloc, 1)),
+        None,
+    );
+    row(
+        report::ALLOC_EVENT.into(),
+        backstop_only(num(a.per_event_paced, 2)),
+        Some(report::ALLOC_EVENT),
+    );
+    row(
+        "allocations per SSE event (unpaced)".into(),
+        backstop_only(num(a.per_event_unpaced, 2)),
+        None,
+    );
+    row(
+        format!(
+            "allocations per streamed request of {} chunks (1 ms apart)",
+            a.few_chunks
+        ),
+        backstop_only(num(a.per_short_stream, 1)),
         None,
     );
     rows
@@ -151,7 +180,7 @@ fn stream_rows(
     s: &crate::report::StreamScenario,
     row: &mut impl FnMut(String, Cells, Option<&str>),
 ) {
-    let name = format!("stream {}×{} ms", s.chunks, s.delay_ms);
+    let name = report::stream_name(s);
     let g = |t: &str| s.by_target.get(t).copied().unwrap_or_default();
     let all = |f: &dyn Fn(&Streams) -> String| COLUMNS.map(|t| f(&g(t)));
     let a = |t: &str| s.added.get(t).copied().unwrap_or_default();
@@ -175,22 +204,25 @@ fn stream_rows(
         proxies(|t| us(a(t).ttfb_p50_us)),
         None,
     );
-    let key = format!("{name}: added TTFB p99 (µs)");
+    let key = report::stream_ttfb_key(s);
     row(key.clone(), proxies(|t| us(a(t).ttfb_p99_us)), Some(&key));
     row(
         format!("{name}: mean gap between events (µs)"),
         all(&|x| us(x.mean_gap_us)),
         None,
     );
-    let key = format!("{name}: added per chunk, mean gap (µs)");
     let cells = proxies(|t| us(a(t).per_chunk_gap_us));
-    row(key.clone(), cells, Some(&key));
+    row(
+        format!("{name}: added per chunk, mean gap (µs)"),
+        cells,
+        None,
+    );
     row(
         format!("{name}: mean stream time (ms)"),
         all(&|x| num(x.mean_total_ms, 3)),
         None,
     );
-    let key = format!("{name}: added per chunk, total / {CHUNKS} (µs)");
+    let key = report::stream_per_chunk_key(s);
     let cells = proxies(|t| us(a(t).per_chunk_total_us));
     row(key.clone(), cells, Some(&key));
     row(
