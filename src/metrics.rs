@@ -5,7 +5,7 @@
 //! ([`BoundedLabels`]): past the cap they count as `other`.
 
 use std::collections::HashSet;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -265,10 +265,10 @@ impl Metrics {
     }
 
     /// The bounded `model` label for a model name.
-    pub fn model_label(&self, model: Option<&str>) -> String {
+    pub fn model_label(&self, model: Option<&str>) -> Arc<str> {
         match model {
             Some(m) if !m.is_empty() => self.models.label(m),
-            _ => "unknown".to_string(),
+            _ => self.models.fixed("unknown"),
         }
     }
 
@@ -293,7 +293,7 @@ impl Metrics {
     /// Counts one finish_reason (bounded label).
     pub fn record_finish_reason(&self, route: &str, model: &str, finish_reason: &str) {
         let reason = if finish_reason.is_empty() {
-            "null".to_string()
+            self.finish_reason_labels.fixed("null")
         } else {
             self.finish_reason_labels.label(finish_reason)
         };
@@ -342,7 +342,11 @@ impl Metrics {
 /// to 64 characters so one odd client cannot bloat the scrape.
 pub struct BoundedLabels {
     cap: usize,
-    seen: RwLock<HashSet<String>>,
+    /// Shared label values: a label costs an `Arc` clone, not a `String`.
+    seen: RwLock<HashSet<Arc<str>>>,
+    other: Arc<str>,
+    /// Values outside the bound (`unknown`, `null`), made once.
+    fixed: Mutex<Vec<Arc<str>>>,
 }
 
 impl BoundedLabels {
@@ -350,27 +354,48 @@ impl BoundedLabels {
         BoundedLabels {
             cap,
             seen: RwLock::new(HashSet::new()),
+            other: Arc::from(OTHER),
+            fixed: Mutex::new(Vec::new()),
         }
     }
 
     /// The label value to use for `value`.
-    pub fn label(&self, value: &str) -> String {
+    pub fn label(&self, value: &str) -> Arc<str> {
         let value = truncate(value, 64);
         if let Ok(seen) = self.seen.read() {
-            if seen.contains(value) {
-                return value.to_string();
+            if let Some(known) = seen.get(value) {
+                return known.clone();
             }
             if seen.len() >= self.cap {
-                return OTHER.to_string();
+                return self.other.clone();
             }
         }
         match self.seen.write() {
             Ok(mut seen) if seen.len() < self.cap || seen.contains(value) => {
-                seen.insert(value.to_string());
-                value.to_string()
+                if let Some(known) = seen.get(value) {
+                    return known.clone();
+                }
+                let label: Arc<str> = Arc::from(value);
+                seen.insert(label.clone());
+                label
             }
-            _ => OTHER.to_string(),
+            _ => self.other.clone(),
         }
+    }
+
+    /// A label value outside the bound (`unknown`, `null`), shared the same
+    /// way.
+    pub fn fixed(&self, value: &'static str) -> Arc<str> {
+        let mut fixed = self
+            .fixed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = fixed.iter().find(|f| &***f == value) {
+            return known.clone();
+        }
+        let label: Arc<str> = Arc::from(value);
+        fixed.push(label.clone());
+        label
     }
 }
 
@@ -392,18 +417,18 @@ mod tests {
     #[test]
     fn model_labels_are_capped() {
         let labels = BoundedLabels::new(2);
-        assert_eq!(labels.label("a"), "a");
-        assert_eq!(labels.label("b"), "b");
-        assert_eq!(labels.label("c"), "other");
-        assert_eq!(labels.label("a"), "a");
-        assert_eq!(labels.label(&"x".repeat(100)), "other");
+        assert_eq!(&*labels.label("a"), "a");
+        assert_eq!(&*labels.label("b"), "b");
+        assert_eq!(&*labels.label("c"), "other");
+        assert_eq!(&*labels.label("a"), "a");
+        assert_eq!(&*labels.label(&"x".repeat(100)), "other");
     }
 
     #[test]
     fn long_values_are_cut_on_a_char_boundary() {
         let labels = BoundedLabels::new(10);
         let long = "é".repeat(40); // 80 bytes
-        assert_eq!(labels.label(&long), "é".repeat(32));
+        assert_eq!(&*labels.label(&long), "é".repeat(32));
     }
 
     #[test]

@@ -50,11 +50,11 @@ impl InspectState {
         if let Some(usage) = findings.usage {
             self.metrics
                 .tokens
-                .with_label_values(&[model.as_str(), "prompt"])
+                .with_label_values(&[&*model, "prompt"])
                 .inc_by(usage.prompt_tokens);
             self.metrics
                 .tokens
-                .with_label_values(&[model.as_str(), "completion"])
+                .with_label_values(&[&*model, "completion"])
                 .inc_by(usage.completion_tokens);
         }
     }
