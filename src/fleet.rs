@@ -116,6 +116,12 @@ end
 return 1
 ";
 
+/// Keeps the probe lock (if this replica holds it) for ARGV[2] ms more.
+const HOLD: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
 /// Deletes the probe lock only if this replica holds it.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -373,6 +379,21 @@ impl Fleet {
             let _: Option<i64> = fleet
                 .script("probe_release", RELEASE, &key, &[replica])
                 .await;
+        });
+    }
+
+    /// The probe of `target` failed: the lock is kept until the new
+    /// cool-down ends, so no replica probes again before the fleet has heard
+    /// that the circuit reopened (background).
+    pub fn hold_probe(self: &Arc<Self>, target: &str, cooldown: Duration) {
+        let fleet = Arc::clone(self);
+        let key = self.key("probe", target);
+        tokio::spawn(async move {
+            let ms = u64::try_from(cooldown.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let args = [fleet.replica.clone(), ms.to_string()];
+            let _: Option<i64> = fleet.script("probe_hold", HOLD, &key, &args).await;
         });
     }
 

@@ -537,7 +537,14 @@ impl Permit {
         }
         if self.fleet_probe {
             if let Some(fleet) = &state.fleet {
-                fleet.release_probe(&state.label);
+                // A failed probe reopened the circuit: the lock lasts the
+                // new cool-down. Otherwise it is given back.
+                match state.circuit.opened() {
+                    Some((until, _)) => {
+                        fleet.hold_probe(&state.label, until.saturating_duration_since(now))
+                    }
+                    None => fleet.release_probe(&state.label),
+                }
             }
         }
         if advertised.is_empty() {
