@@ -8,7 +8,8 @@
 //! [`inspect`], [`retry`], [`routing`], [`repair`], [`ratelimit`],
 //! [`preflight`], [`actions`], [`path`] — over the shared vocabulary of
 //! [`taxonomy`] and [`outcome`]; the upstream leg in [`proxy`]; [`config`],
-//! [`metrics`], [`support`] and [`telemetry`] around them.
+//! [`metrics`], [`support`], [`telemetry`] (logs) and [`otel`] (traces)
+//! around them.
 
 pub mod actions;
 pub mod app;
@@ -20,6 +21,7 @@ pub mod envelope;
 pub mod facts;
 pub mod inspect;
 pub mod metrics;
+pub mod otel;
 pub mod outcome;
 pub mod path;
 pub mod pattern;
