@@ -564,3 +564,39 @@ fn an_unsupported_protocol_variable_stops_the_binary_naming_it() {
         "{stderr}"
     );
 }
+
+/// A collector that is down costs no request, and shutdown still ends
+/// within the export timeout.
+#[tokio::test]
+async fn a_collector_that_is_down_costs_no_request() {
+    // A port that was free a moment ago: nothing listens there.
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = gateway(&mock.base_url(), move |c| {
+        c.otel.enabled = true;
+        c.otel.endpoint = format!("http://{closed}");
+        c.otel.timeout_ms = 300;
+    })
+    .await;
+    for _ in 0..3 {
+        let resp = client()
+            .post(format!("{}/chat/completions", gw.base_url()))
+            .json(&common::chat(false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let flushed = gw.app.otel.as_ref().unwrap().flush().await;
+    assert!(flushed.is_err(), "nothing could take the spans");
+    let started = std::time::Instant::now();
+    gw.shutdown().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
