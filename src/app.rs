@@ -103,6 +103,7 @@ struct Ops {
 pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let metrics = Arc::new(Metrics::new(config.metrics.max_model_labels)?);
     let targets = Arc::new(Targets::new(&config, metrics.clone())?);
+    targets.start_fleet();
     let actions =
         Arc::new(ActionTable::new(&config.inspect).map_err(|(k, m)| BuildError::Actions(k, m))?);
     let ready = Arc::new(AtomicBool::new(false));

@@ -189,6 +189,12 @@ pub trait Chain: Send {
     /// route and what is left of the attempts, budget and deadline allow.
     /// `None`: nothing could continue it; the original failure stands.
     fn resume(&mut self, cut: Continuation) -> BoxFuture<'_, Option<Resumed>>;
+    /// The answer that went out broke off (cut, or silent past the idle
+    /// timeout): its target's circuit counts it as the failure it is,
+    /// although the attempt was released as a success.
+    fn broke(&mut self, cause: StreamEnd) {
+        let _ = cause;
+    }
 }
 
 /// What the retry chain came to: the final attempt, and the chain itself

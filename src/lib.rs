@@ -9,7 +9,8 @@
 //! [`preflight`], [`actions`], [`path`] — over the shared vocabulary of
 //! [`taxonomy`] and [`outcome`]; the upstream leg in [`proxy`]; [`config`],
 //! [`metrics`], [`support`], [`telemetry`] (logs) and [`otel`] (traces)
-//! around them.
+//! around them; [`fleet`] shares what replicas learn about upstreams
+//! through Redis.
 
 pub mod actions;
 pub mod app;
@@ -19,7 +20,9 @@ pub mod config;
 pub mod drain;
 pub mod envelope;
 pub mod facts;
+pub mod fleet;
 pub mod inspect;
+pub mod json_field;
 pub mod metrics;
 pub mod otel;
 pub mod outcome;

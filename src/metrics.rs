@@ -42,6 +42,9 @@ pub struct Metrics {
     pub pacing_waits: IntCounterVec,
     pub stream_repairs: IntCounterVec,
     pub hedges: IntCounterVec,
+    pub fleet_connected: prometheus::IntGauge,
+    pub fleet_operations: IntCounterVec,
+    pub fleet_events: IntCounterVec,
     models: BoundedLabels,
     finish_reason_labels: BoundedLabels,
 }
@@ -181,6 +184,20 @@ impl Metrics {
             "Hedged requests by how they settled: primary_won, hedge_won, both_failed, budget_exhausted.",
             &["route", "outcome"],
         )?;
+        let fleet_connected = prometheus::IntGauge::new(
+            "backstop_fleet_connected",
+            "1 while this replica shares state with the fleet through Redis; 0 when fleet mode is on but Redis is unreachable (or off).",
+        )?;
+        let fleet_operations = counter(
+            "backstop_fleet_operations_total",
+            "Redis calls made for fleet mode, by operation and result (ok, error, timeout).",
+            &["op", "result"],
+        )?;
+        let fleet_events = counter(
+            "backstop_fleet_events_total",
+            "What other replicas told this one, applied: open, closed, tight.",
+            &["event"],
+        )?;
         Ok(Metrics {
             registry,
             requests,
@@ -201,9 +218,21 @@ impl Metrics {
             pacing_waits,
             stream_repairs,
             hedges,
+            fleet_connected,
+            fleet_operations,
+            fleet_events,
             models: BoundedLabels::new(max_model_labels),
             finish_reason_labels: BoundedLabels::new(32),
         })
+    }
+
+    /// Fleet mode is on: `backstop_fleet_connected` is exported from now
+    /// (a gateway without fleet mode has no such series, rather than a 0
+    /// that reads as "disconnected").
+    pub fn register_fleet(&self) {
+        let _ = self
+            .registry
+            .register(Box::new(self.fleet_connected.clone()));
     }
 
     /// The bounded `model` label for a model name.

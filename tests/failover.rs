@@ -398,6 +398,26 @@ async fn a_stalled_stream_continues_on_the_next_prefill_target_as_one_stream() {
         .with_label_values(&["/v1/chat/completions"])
         .get();
     assert_eq!(repairs, 1);
+    // The stall counted against the primary's circuit, though the attempt
+    // had been released as a success: five of them open it.
+    for _ in 0..4 {
+        client()
+            .post(format!("{}/chat/completions", gw.base_url()))
+            .json(&json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    let state = gw
+        .app
+        .metrics
+        .target_state
+        .with_label_values(&["primary/primary-model"])
+        .get();
+    assert_eq!(state, 2, "open after five stalls");
 }
 
 #[tokio::test]
@@ -587,6 +607,13 @@ async fn repair_log_lines_belong_to_the_request() {
         .finish();
     // The test's runtime is single-threaded: every task logs here.
     let _guard = tracing::subscriber::set_default(subscriber);
+    // tracing caches each callsite's interest process-wide. With one live
+    // dispatcher it is computed against the default of whichever thread
+    // reaches the callsite first: a sibling test (no subscriber) driving the
+    // same repair would cache `never` and this test would capture nothing.
+    // A second live dispatcher, interested in everything, makes tracing ask
+    // every live dispatcher instead, this test's included.
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
     let primary = MockServer::start(MockConfig {
         mix: vec![("stall:5000".into(), 1)],
         ..MockConfig::default()

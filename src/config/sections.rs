@@ -31,6 +31,7 @@ pub struct Config {
     pub debug: DebugConfig,
     pub auth: AuthConfig,
     pub envelope: EnvelopeConfig,
+    pub fleet: FleetConfig,
     /// Named upstreams besides `[upstream]` (which is named `default`).
     pub upstreams: BTreeMap<String, UpstreamEntry>,
     /// Routing rules: requested model → ordered targets.
@@ -247,6 +248,41 @@ pub struct AuthConfig {
     pub allow_unauthenticated: bool,
 }
 
+/// `[fleet]`: replicas that share what they learn about upstreams (circuit
+/// states, the fleet-wide probe, tight rate-limit windows) through Redis or
+/// Valkey. Empty `redis_url`: every replica learns alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// `redis://[user:password@]host:6379[/db]` or `rediss://` (TLS). Never
+    /// logged: it may hold a password (`${REDIS_PASSWORD}` expands in it).
+    pub redis_url: Secret,
+    /// Prefix of every key and of the channel, so fleets can share a Redis.
+    pub key_prefix: String,
+    /// The longest any Redis call may take before the replica goes on with
+    /// its local state.
+    pub timeout_ms: u64,
+    /// A target's rate-limit window is shared (every request takes from one
+    /// fleet-wide count) once it advertises this many remaining requests or
+    /// fewer; above it, replicas pace alone and Redis is not asked.
+    pub shared_pacing_below: u64,
+    /// How long the fleet-wide half-open probe lock lives if its holder
+    /// never releases it (it crashed).
+    pub probe_lock_ms: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            redis_url: Secret::default(),
+            key_prefix: "backstop:".into(),
+            timeout_ms: 50,
+            shared_pacing_below: 100,
+            probe_lock_ms: 30_000,
+        }
+    }
+}
+
 /// `[envelope]`: the error body's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -280,6 +316,7 @@ impl Default for Config {
             debug: DebugConfig::default(),
             auth: AuthConfig::default(),
             envelope: EnvelopeConfig::default(),
+            fleet: FleetConfig::default(),
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
             circuit: CircuitConfig::default(),

@@ -28,6 +28,31 @@ impl Config {
         }
         check_url(&self.upstream.url).map_err(|m| ("upstream.url", m))?;
         check_proxy(&self.upstream.proxy).map_err(|m| ("upstream.proxy", m))?;
+        let f = &self.fleet;
+        if !f.redis_url.is_empty() {
+            let url = f.redis_url.expose();
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("valkey://")
+                || url.starts_with("valkeys://"))
+            {
+                return Err((
+                    "fleet.redis_url",
+                    "must start with redis:// or rediss:// (TLS), or be empty for local state only"
+                        .into(),
+                ));
+            }
+        }
+        if !(1..=5_000).contains(&f.timeout_ms) {
+            return Err((
+                "fleet.timeout_ms",
+                format!("must be between 1 and 5000, got {}", f.timeout_ms),
+            ));
+        }
+        positive("fleet.probe_lock_ms", f.probe_lock_ms)?;
+        if f.key_prefix.chars().any(|c| c.is_whitespace()) {
+            return Err(("fleet.key_prefix", "must not contain whitespace".into()));
+        }
         check_ca_file(&self.upstream.ca_file).map_err(|m| ("upstream.ca_file", m))?;
         let u = &self.upstream;
         positive("upstream.connect_timeout_ms", u.connect_timeout_ms)?;

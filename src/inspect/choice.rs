@@ -23,7 +23,7 @@ pub(crate) struct ToolCallView<'a> {
 /// the stream inspector's state).
 pub(crate) struct ChoiceView<'a> {
     pub(crate) index: u64,
-    pub(crate) finish_reason: &'a str,
+    pub(crate) finish_reason: Cow<'a, str>,
     /// Content that is not blank was produced.
     pub(crate) has_text: bool,
     /// The whole content, when it is to be checked as JSON.
@@ -73,7 +73,7 @@ pub(crate) fn judge(json: &JsonMode, choice: &ChoiceView<'_>) -> Option<Verdict>
         return None;
     }
     if !choice.has_text {
-        let reason = match choice.finish_reason {
+        let reason = match choice.finish_reason.as_ref() {
             "" => "null",
             other => other,
         };

@@ -86,7 +86,16 @@ impl Expectation {
     /// Reads the expectation from the request path and its parsed JSON body
     /// (any value: a non-object body just expects nothing in particular).
     pub fn from_request(path: &str, body: &Value) -> Expectation {
+        Expectation::checking(path, body, true)
+    }
+
+    /// [`Expectation::from_request`], compiling a requested JSON schema
+    /// only when `schema` is true — its action is not `pass`: compiling
+    /// costs more than proxying a request, for a check nobody acts on. The
+    /// output is still checked for being JSON.
+    pub fn checking(path: &str, body: &Value, schema: bool) -> Expectation {
         let endpoint = Endpoint::from_path(path);
+        let json_mode = |format| json_mode(format, schema);
         let json = match endpoint {
             Endpoint::ChatCompletions | Endpoint::Completions => {
                 json_mode(body.get("response_format"))
@@ -144,12 +153,13 @@ fn responses_format(format: &Value) -> Value {
     }
 }
 
-fn json_mode(response_format: Option<&Value>) -> JsonMode {
+fn json_mode(response_format: Option<&Value>, compile: bool) -> JsonMode {
     let Some(format) = response_format else {
         return JsonMode::None;
     };
     match format.get("type").and_then(Value::as_str) {
         Some("json_object") => JsonMode::Object,
+        Some("json_schema") if !compile => JsonMode::Object,
         Some("json_schema") => {
             let schema = format.get("json_schema").and_then(|s| s.get("schema"));
             match schema.map(jsonschema::validator_for) {

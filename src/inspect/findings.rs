@@ -51,6 +51,30 @@ impl Usage {
     /// Reads `prompt_tokens` / `completion_tokens` (or the images and
     /// Responses API's `input_tokens` / `output_tokens`); `None` when the
     /// value has neither.
+    /// [`Usage::from_json`] of a value read in place.
+    pub fn from_view(usage: crate::json_field::Json<'_>) -> Option<Usage> {
+        let [p, i, c, o] = usage.fields([
+            "prompt_tokens",
+            "input_tokens",
+            "completion_tokens",
+            "output_tokens",
+        ]);
+        let count = |a: Option<crate::json_field::Json<'_>>,
+                     b: Option<crate::json_field::Json<'_>>| {
+            a.and_then(|v| v.as_u64())
+                .or_else(|| b.and_then(|v| v.as_u64()))
+        };
+        let prompt = count(p, i);
+        let completion = count(c, o);
+        if prompt.is_none() && completion.is_none() {
+            return None;
+        }
+        Some(Usage {
+            prompt_tokens: prompt.unwrap_or(0),
+            completion_tokens: completion.unwrap_or(0),
+        })
+    }
+
     pub fn from_json(usage: &Value) -> Option<Usage> {
         let count = |a: &str, b: &str| {
             usage

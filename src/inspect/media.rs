@@ -139,8 +139,8 @@ pub fn normalize_video(body: &[u8]) -> VideoVerdict {
             continue;
         };
         if status == "succeed" {
-            if let Some(range) =
-                locate(body, path, key).filter(|r| body.get(r.clone()) == Some(&b"\"succeed\""[..]))
+            if let Some(range) = crate::json_field::locate(body, path, key)
+                .filter(|r| body.get(r.clone()) == Some(&b"\"succeed\""[..]))
             {
                 splices.push(range);
             }
@@ -206,108 +206,6 @@ pub fn is_task_not_ready(answer: &Outcome) -> bool {
     };
     matches!(code.as_deref(), Some("task_not_exist" | "task_not_found"))
         || answer.message.as_deref().is_some_and(says)
-}
-
-/// The byte range of the value of member `key` in the object reached by
-/// `path` from the top of `body` (valid JSON). The last duplicate wins, as
-/// in `serde_json`.
-fn locate(body: &[u8], path: &[&str], key: &str) -> Option<Range<usize>> {
-    let mut start = 0;
-    for name in path {
-        start = member(body, start, name)?.start;
-    }
-    member(body, start, key)
-}
-
-/// The value range of member `key` of the object that starts (after
-/// whitespace) at `at`.
-fn member(b: &[u8], at: usize, key: &str) -> Option<Range<usize>> {
-    let mut i = skip_ws(b, at);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    let mut found = None;
-    loop {
-        i = skip_ws(b, i);
-        if b.get(i)? != &b'"' {
-            return None; // `}` of an empty object, or not JSON
-        }
-        let key_end = skip_string(b, i)?;
-        let name = &b[i + 1..key_end - 1];
-        i = skip_ws(b, key_end);
-        if b.get(i)? != &b':' {
-            return None;
-        }
-        let value_start = skip_ws(b, i + 1);
-        let value_end = skip_value(b, value_start)?;
-        if name == key.as_bytes() {
-            found = Some(value_start..value_end);
-        }
-        i = skip_ws(b, value_end);
-        match b.get(i)? {
-            b',' => i += 1,
-            b'}' => return found,
-            _ => return None,
-        }
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b
-        .get(i)
-        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        i += 1;
-    }
-    i
-}
-
-/// From the opening quote to just past the closing one.
-fn skip_string(b: &[u8], at: usize) -> Option<usize> {
-    let mut i = at + 1;
-    loop {
-        match b.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-}
-
-/// From the first byte of a value to just past it.
-fn skip_value(b: &[u8], at: usize) -> Option<usize> {
-    match b.get(at)? {
-        b'"' => skip_string(b, at),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = at;
-            loop {
-                match b.get(i)? {
-                    b'"' => {
-                        i = skip_string(b, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let len = b[at..]
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                .unwrap_or(b.len() - at);
-            (len > 0).then_some(at + len)
-        }
-    }
 }
 
 #[cfg(test)]

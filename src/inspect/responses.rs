@@ -148,7 +148,7 @@ pub fn judge_response(json: &JsonMode, response: &Value) -> Findings {
     let has_text = !text.trim().is_empty();
     let view = ChoiceView {
         index: 0,
-        finish_reason: finish,
+        finish_reason: Cow::Borrowed(finish),
         has_text,
         json_text: (!matches!(json, JsonMode::None)).then_some(Cow::Borrowed(text.as_str())),
         refusal: (!refusal.is_empty()).then_some(Cow::Borrowed(refusal.as_str())),

@@ -16,9 +16,12 @@
 //! (e.g. as its own metric / log field) and a stream that was otherwise fine
 //! is `ok`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+use crate::json_field::Json;
 
 use super::chat::{content_text, tool_label};
 use super::choice::{judge_all, ChoiceView, ToolCallView};
@@ -172,48 +175,54 @@ impl StreamInspector {
         if data.trim_ascii() == b"[DONE]" {
             return EventVerdict::Done;
         }
-        let value: Value = match serde_json::from_slice(data) {
-            Ok(value) => value,
-            Err(_) => {
-                self.malformed = self.malformed.saturating_add(1);
-                return EventVerdict::Drop;
-            }
+        // Read in place: no tree per event.
+        let Ok(chunk) = Json::parse(data) else {
+            self.malformed = self.malformed.saturating_add(1);
+            return EventVerdict::Drop;
         };
-        let Value::Object(chunk) = value else {
+        if !chunk.is_object() {
             return EventVerdict::Forward; // valid JSON, not a chunk: not ours to judge
-        };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            return EventVerdict::Error(error.clone());
+        }
+        let [error, model, usage, choices] = chunk.fields(["error", "model", "usage", "choices"]);
+        if let Some(error) = error.filter(|e| !e.is_null()) {
+            return EventVerdict::Error(error.to_value());
         }
         if self.model.is_none() {
-            self.model = chunk
-                .get("model")
-                .and_then(Value::as_str)
+            self.model = model
+                .and_then(Json::as_str)
                 .filter(|m| !m.is_empty())
-                .map(str::to_owned);
+                .map(Cow::into_owned);
         }
-        if let Some(usage) = chunk.get("usage").and_then(Usage::from_json) {
+        if let Some(usage) = usage.and_then(Usage::from_view) {
             self.usage = Some(usage);
         }
-        if let Some(choices) = chunk.get("choices").and_then(Value::as_array) {
-            for (pos, choice) in choices.iter().enumerate() {
-                let index = choice
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(pos as u64);
-                self.observe_choice(index, choice);
-            }
+        for (pos, choice) in choices.into_iter().flat_map(Json::items).enumerate() {
+            self.observe_choice(pos as u64, choice);
         }
         EventVerdict::Forward
     }
 
-    fn observe_choice(&mut self, index: u64, choice: &Value) {
+    fn observe_choice(&mut self, pos: u64, choice: Json<'_>) {
+        let [index, delta, text, finish_reason] =
+            choice.fields(["index", "delta", "text", "finish_reason"]);
+        let index = index.and_then(Json::as_u64).unwrap_or(pos);
         let json_on = !matches!(self.json, JsonMode::None) || self.capture;
         let state = self.choices.entry(index).or_default();
-        let delta = choice.get("delta");
+        let [content, reasoning_content, reasoning, refusal, tool_calls, function_call] =
+            match delta {
+                Some(d) => d.fields([
+                    "content",
+                    "reasoning_content",
+                    "reasoning",
+                    "refusal",
+                    "tool_calls",
+                    "function_call",
+                ]),
+                None => [None; 6],
+            };
         let text = match delta {
-            Some(delta) => delta.get("content").and_then(content_text),
-            None => choice.get("text").and_then(Value::as_str).map(Into::into),
+            Some(_) => content.and_then(content_text),
+            None => text.and_then(Json::as_str),
         };
         if let Some(text) = text.filter(|t| !t.is_empty()) {
             self.content_seen = true;
@@ -222,44 +231,33 @@ impl StreamInspector {
                 state.content.push(&text, MAX_BUFFER_BYTES);
             }
         }
-        let reasoning = ["reasoning_content", "reasoning"]
-            .iter()
-            .filter_map(|k| delta.and_then(|d| d.get(*k)).and_then(Value::as_str))
+        let reasoning = [reasoning_content, reasoning]
+            .into_iter()
+            .filter_map(|r| r.and_then(Json::as_str))
             .any(|r| !r.is_empty());
         self.reasoning_seen |= reasoning;
-        if let Some(refusal) = delta.and_then(|d| d.get("refusal")).and_then(Value::as_str) {
+        if let Some(refusal) = refusal.and_then(Json::as_str) {
             self.content_seen |= !refusal.is_empty();
             if state.refusal.len() < REFUSAL_KEEP_BYTES {
-                state.refusal.push_str(refusal);
+                state.refusal.push_str(&refusal);
             }
         }
-        if let Some(calls) = delta
-            .and_then(|d| d.get("tool_calls"))
-            .and_then(Value::as_array)
-        {
-            for (pos, call) in calls.iter().enumerate() {
-                let key = call
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(pos as u64);
-                self.content_seen = true;
-                observe_function(state.tools.entry(key).or_default(), call.get("function"));
-            }
+        for (pos, call) in tool_calls.into_iter().flat_map(Json::items).enumerate() {
+            let [key, function] = call.fields(["index", "function"]);
+            let key = key.and_then(Json::as_u64).unwrap_or(pos as u64);
+            self.content_seen = true;
+            observe_function(state.tools.entry(key).or_default(), function);
         }
-        if let Some(call) = delta
-            .and_then(|d| d.get("function_call"))
-            .filter(|c| c.is_object())
-        {
+        if let Some(call) = function_call.filter(|c| c.is_object()) {
             self.content_seen = true;
             observe_function(state.tools.entry(FUNCTION_CALL).or_default(), Some(call));
         }
         // Some providers send "" instead of null on chunks that do not finish.
-        if let Some(reason) = choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
+        if let Some(reason) = finish_reason
+            .and_then(Json::as_str)
             .filter(|r| !r.is_empty())
         {
-            state.finish_reason = Some(reason.to_owned());
+            state.finish_reason = Some(reason.into_owned());
         }
     }
 
@@ -338,7 +336,7 @@ impl StreamInspector {
             .collect();
         ChoiceView {
             index,
-            finish_reason: c.finish_reason.as_deref().unwrap_or_default(),
+            finish_reason: Cow::Borrowed(c.finish_reason.as_deref().unwrap_or_default()),
             has_text: c.has_text,
             json_text: match self.json {
                 JsonMode::None => None,
@@ -351,21 +349,22 @@ impl StreamInspector {
 }
 
 /// Accumulates one tool call's (or `function_call`'s) name and arguments.
-fn observe_function(tool: &mut ToolState, function: Option<&Value>) {
-    let Some(function) = function.and_then(Value::as_object) else {
+fn observe_function(tool: &mut ToolState, function: Option<Json<'_>>) {
+    let Some(function) = function.filter(|f| f.is_object()) else {
         return;
     };
-    if let Some(name) = function
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    {
-        tool.name.get_or_insert_with(|| name.to_owned());
+    let [name, arguments] = function.fields(["name", "arguments"]);
+    if let Some(name) = name.and_then(Json::as_str).filter(|n| !n.is_empty()) {
+        tool.name.get_or_insert_with(|| name.into_owned());
     }
-    match function.get("arguments") {
-        Some(Value::String(piece)) => tool.arguments.push(piece, MAX_BUFFER_BYTES),
-        Some(Value::Object(_) | Value::Array(_)) => tool.structured = true,
-        _ => {}
+    match arguments {
+        Some(a) if a.text().starts_with('"') => {
+            if let Some(piece) = a.as_str() {
+                tool.arguments.push(&piece, MAX_BUFFER_BYTES);
+            }
+        }
+        Some(a) if a.text().starts_with(['{', '[']) => tool.structured = true,
+        Some(_) | None => {}
     }
 }
 

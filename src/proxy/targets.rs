@@ -29,6 +29,11 @@ use crate::routing::{
 use crate::taxonomy::Kind;
 
 use super::egress::{process_env, tls_config};
+use crate::fleet::{instant_of, unix_of, Event, Fleet, Listener, Take};
+
+/// How long a replica that lost the fleet's probe race waits before it
+/// asks again (the winner's outcome usually arrives first).
+const PROBE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 use super::upstream::{Upstream, UpstreamError, UpstreamSettings};
 
 /// Why targets could not be set up.
@@ -38,6 +43,8 @@ pub enum TargetsError {
     Upstream(#[from] UpstreamError),
     #[error("routing: {0}: {1}")]
     Routing(String, String),
+    #[error("{0}")]
+    Fleet(String),
 }
 
 /// One target's circuit and pacer, and what reports on them.
@@ -46,6 +53,8 @@ struct TargetState {
     circuit: Circuit,
     pacer: Pacer,
     metrics: Arc<Metrics>,
+    /// Fleet mode: what this target learns is shared.
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// Every target's live state.
@@ -62,6 +71,7 @@ pub struct Targets {
     circuit: CircuitConfig,
     pacing: PacingConfig,
     metrics: Arc<Metrics>,
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// What a circuit makes of an attempt's kind: `Some(true)` the target is
@@ -157,6 +167,7 @@ impl Targets {
             announce(name, &upstream);
             upstreams.insert(name.clone(), Arc::new(upstream));
         }
+        let fleet = Fleet::new(&config.fleet, metrics.clone()).map_err(TargetsError::Fleet)?;
         let new_state = |label: &str| {
             let label: Arc<str> = Arc::from(label);
             register(&metrics, &label);
@@ -165,6 +176,7 @@ impl Targets {
                 circuit: Circuit::new(&config.circuit),
                 pacer: Pacer::new(&config.pacing),
                 metrics: metrics.clone(),
+                fleet: fleet.clone(),
             })
         };
         let mut by_model = HashMap::new();
@@ -190,7 +202,65 @@ impl Targets {
             circuit: config.circuit.clone(),
             pacing: config.pacing.clone(),
             metrics,
+            fleet,
         })
+    }
+
+    /// Fleet mode: connects to Redis (in the background, reconnecting for
+    /// as long as the targets live) and applies what other replicas say.
+    pub fn start_fleet(self: &Arc<Self>) {
+        if let Some(fleet) = &self.fleet {
+            let me: Arc<dyn Listener> = self.clone();
+            fleet.start(Arc::downgrade(&me));
+        }
+    }
+
+    /// The state a target label names, if this replica has it.
+    fn by_label(&self, label: &str) -> Option<Arc<TargetState>> {
+        if let Some(s) = self.base.iter().find(|s| &*s.label == label) {
+            return Some(s.clone());
+        }
+        let states = self.by_model.lock().unwrap_or_else(PoisonError::into_inner);
+        states.values().find(|s| &*s.label == label).cloned()
+    }
+
+    /// An answer released as a success broke off afterwards (a stream cut
+    /// or stalled after its first bytes): the target's circuit counts it.
+    pub fn late_failure(&self, target: &Target, client_model: Option<&str>, kind: Kind) {
+        let Some(state) = self.state(target, client_model) else {
+            return;
+        };
+        if circuit_verdict(kind) == Some(false) {
+            if let Some(t) = state.circuit.record(false, Instant::now()) {
+                state.transition(t);
+            }
+        }
+    }
+
+    /// A half-open probe permit made fleet-wide: this replica probes only
+    /// if it takes the fleet's probe lock (or Redis does not answer in
+    /// time: then the local circuit decides). `None`: another replica is
+    /// probing; this one skips the target for a moment.
+    pub async fn confirm(&self, mut permit: Permit) -> Option<Permit> {
+        let Some(fleet) = self.fleet.as_ref().filter(|f| f.is_connected()) else {
+            return Some(permit);
+        };
+        if !permit.probe {
+            return Some(permit);
+        }
+        match fleet.take_probe(&permit.state.label).await {
+            Some(true) => {
+                permit.fleet_probe = true;
+                Some(permit)
+            }
+            Some(false) => {
+                let state = permit.state.clone();
+                drop(permit);
+                state.circuit.defer_probe(Instant::now() + PROBE_RECHECK);
+                None
+            }
+            None => Some(permit),
+        }
     }
 
     /// The state of `target` when it sends `model` (the client's, for a
@@ -215,6 +285,7 @@ impl Targets {
             circuit: Circuit::new(&self.circuit),
             pacer: Pacer::new(&self.pacing),
             metrics: self.metrics.clone(),
+            fleet: self.fleet.clone(),
         });
         states.insert(key, state.clone());
         Some(state)
@@ -279,6 +350,7 @@ impl Targets {
             probe,
             slot: false,
             done: false,
+            fleet_probe: false,
         })
     }
 
@@ -297,6 +369,7 @@ impl Targets {
             probe: false,
             slot: false,
             done: false,
+            fleet_probe: false,
         })
     }
 }
@@ -320,7 +393,33 @@ fn register(metrics: &Metrics, label: &str) {
 }
 
 impl TargetState {
+    /// A change of this replica's own making: reported, and told to the
+    /// fleet.
     fn transition(&self, t: Transition) {
+        self.report(t);
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        match (t.from, t.to) {
+            (_, CircuitState::Open) => {
+                if let Some((until, next_cooldown)) = self.circuit.opened() {
+                    fleet.publish(Event::Open {
+                        target: self.label.to_string(),
+                        until_ms: unix_of(until),
+                        next_cooldown_ms: u64::try_from(next_cooldown.as_millis())
+                            .unwrap_or(u64::MAX),
+                    });
+                }
+            }
+            (CircuitState::HalfOpen, CircuitState::Closed) => fleet.publish(Event::Closed {
+                target: self.label.to_string(),
+            }),
+            _ => {}
+        }
+    }
+
+    /// The log line and the metrics of a transition.
+    fn report(&self, t: Transition) {
         let label = &*self.label;
         tracing::warn!(
             circuit = label,
@@ -350,6 +449,8 @@ pub struct Permit {
     slot: bool,
     /// The outcome was recorded.
     done: bool,
+    /// This replica holds the fleet's probe lock for the target.
+    fleet_probe: bool,
 }
 
 impl Permit {
@@ -368,7 +469,18 @@ impl Permit {
             match pacer.reserve(Instant::now(), deadline) {
                 Reservation::Go => {
                     self.slot = true;
-                    return Ok(());
+                    // A tight window is the fleet's to count.
+                    let Some(until) = self.fleet_says_wait().await else {
+                        return Ok(());
+                    };
+                    self.state.pacer.give_back();
+                    self.slot = false;
+                    let now = Instant::now();
+                    if until >= deadline || until.saturating_duration_since(now) > pacer.max_wait()
+                    {
+                        return Err(until);
+                    }
+                    tokio::time::sleep_until(until).await;
                 }
                 Reservation::Refuse { until } => return Err(until),
                 Reservation::Wait(at) => {
@@ -393,6 +505,20 @@ impl Permit {
         }
     }
 
+    /// Fleet mode, in a tight window: takes one request from the fleet's
+    /// count. `Some(reset)`: the fleet's count is spent until then.
+    async fn fleet_says_wait(&self) -> Option<Instant> {
+        let fleet = self.state.fleet.as_ref().filter(|f| f.is_connected())?;
+        let until = self
+            .state
+            .pacer
+            .tight(Instant::now(), fleet.shared_pacing_below)?;
+        match fleet.take(&self.state.label).await {
+            Take::Exhausted => Some(until),
+            Take::Taken | Take::Unknown => None,
+        }
+    }
+
     /// Records how the attempt went: the circuit's verdict (when it
     /// counts) and the rate limits the answer advertised.
     pub fn record(mut self, kind: Kind, advertised: &Advertised) {
@@ -409,10 +535,23 @@ impl Permit {
                 None => state.circuit.release_probe(),
             }
         }
+        if self.fleet_probe {
+            if let Some(fleet) = &state.fleet {
+                fleet.release_probe(&state.label);
+            }
+        }
         if advertised.is_empty() {
             return;
         }
         state.pacer.observe(advertised, now);
+        if let Some(fleet) = &state.fleet {
+            match state.pacer.requests_window(now) {
+                Some((remaining, reset_at)) if remaining <= fleet.shared_pacing_below => {
+                    fleet.observe(&state.label, remaining, reset_at - now);
+                }
+                Some(_) | None => {}
+            }
+        }
         let (requests, tokens) = state.pacer.snapshot(now);
         for (kind, value) in [("requests", requests), ("tokens", tokens)] {
             if let Some(v) = value {
@@ -434,8 +573,54 @@ impl Drop for Permit {
         if self.probe {
             self.state.circuit.release_probe();
         }
+        if self.fleet_probe {
+            if let Some(fleet) = &self.state.fleet {
+                fleet.release_probe(&self.state.label);
+            }
+        }
         if self.slot {
             self.state.pacer.give_back();
+        }
+    }
+}
+
+impl Listener for Targets {
+    /// What another replica learnt, applied to this one's state.
+    fn apply(&self, event: &Event) {
+        let name = match event {
+            Event::Open { .. } => "open",
+            Event::Closed { .. } => "closed",
+            Event::Tight { .. } => "tight",
+        };
+        self.metrics.fleet_events.with_label_values(&[name]).inc();
+        match event {
+            Event::Open {
+                target,
+                until_ms,
+                next_cooldown_ms,
+            } => {
+                let Some(state) = self.by_label(target) else {
+                    return;
+                };
+                let until = instant_of(*until_ms);
+                let next = std::time::Duration::from_millis(*next_cooldown_ms);
+                if let Some(t) = state.circuit.open_remote(until, next) {
+                    state.report(t);
+                }
+            }
+            Event::Closed { target } => {
+                let Some(state) = self.by_label(target) else {
+                    return;
+                };
+                if let Some(t) = state.circuit.close_remote() {
+                    state.report(t);
+                }
+            }
+            Event::Tight { target, reset_ms } => {
+                if let Some(state) = self.by_label(target) {
+                    state.pacer.mark_tight(instant_of(*reset_ms));
+                }
+            }
         }
     }
 }

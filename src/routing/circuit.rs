@@ -202,6 +202,64 @@ impl Circuit {
                 && inner.failures as f64 >= self.failure_ratio * seen as f64)
     }
 
+    /// Until when it is open, and the cool-down a failed probe would get
+    /// next (what the fleet is told when it opens).
+    pub fn opened(&self) -> Option<(Instant, Duration)> {
+        let inner = self.lock();
+        match inner.phase {
+            Phase::Open { until } => Some((until, inner.next_cooldown)),
+            Phase::Closed | Phase::HalfOpen { .. } => None,
+        }
+    }
+
+    /// Another replica opened it: open until `until` (unless already open
+    /// longer), with its next cool-down. The transition, if any, is returned
+    /// for the gauge and the log.
+    pub fn open_remote(&self, until: Instant, next_cooldown: Duration) -> Option<Transition> {
+        let mut inner = self.lock();
+        let from = match inner.phase {
+            Phase::Open { until: known } if known >= until => return None,
+            Phase::Open { .. } => CircuitState::Open,
+            Phase::Closed => CircuitState::Closed,
+            Phase::HalfOpen { .. } => CircuitState::HalfOpen,
+        };
+        inner.phase = Phase::Open { until };
+        inner.next_cooldown = next_cooldown.clamp(self.cooldown, self.max_cooldown);
+        inner.consecutive = 0;
+        inner.outcomes.clear();
+        inner.failures = 0;
+        (from != CircuitState::Open).then_some(Transition {
+            from,
+            to: CircuitState::Open,
+        })
+    }
+
+    /// Another replica's probe succeeded: closed, the cool-down reset.
+    pub fn close_remote(&self) -> Option<Transition> {
+        let mut inner = self.lock();
+        let from = match inner.phase {
+            Phase::Closed => return None,
+            Phase::Open { .. } => CircuitState::Open,
+            Phase::HalfOpen { .. } => CircuitState::HalfOpen,
+        };
+        inner.phase = Phase::Closed;
+        inner.next_cooldown = self.cooldown;
+        Some(Transition {
+            from,
+            to: CircuitState::Closed,
+        })
+    }
+
+    /// Another replica holds the fleet's probe: this one's half-open turn
+    /// is given back and it waits until `until` before asking again (no
+    /// transition is reported: the fleet's circuit did not change).
+    pub fn defer_probe(&self, until: Instant) {
+        let mut inner = self.lock();
+        if matches!(inner.phase, Phase::HalfOpen { .. }) {
+            inner.phase = Phase::Open { until };
+        }
+    }
+
     /// Gives the probe slot back without an outcome (the probe was
     /// cancelled, or failed for a reason that says nothing about the
     /// target), so the next caller can probe.

@@ -48,6 +48,8 @@ struct Inner {
     tokens: Option<Bucket>,
     /// Wake instant → requests told to wait until then.
     waiters: BTreeMap<Instant, usize>,
+    /// The fleet said this target's window is tight until then.
+    tight_until: Option<Instant>,
 }
 
 impl Inner {
@@ -142,6 +144,38 @@ impl Pacer {
         }
         *inner.waiters.entry(until).or_insert(0) += 1;
         Reservation::Wait(until)
+    }
+
+    /// The longest a request may wait for a reset.
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+
+    /// The requests window as last advertised: remaining, and its reset.
+    pub fn requests_window(&self, now: Instant) -> Option<(u64, Instant)> {
+        let inner = self.lock();
+        inner
+            .requests
+            .filter(|b| b.reset_at > now)
+            .map(|b| (b.remaining, b.reset_at))
+    }
+
+    /// The fleet said the window is tight until `until`.
+    pub fn mark_tight(&self, until: Instant) {
+        let mut inner = self.lock();
+        inner.tight_until = Some(inner.tight_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Until when requests must take from the fleet's shared count: this
+    /// replica saw `threshold` remaining or fewer, or the fleet said so.
+    pub fn tight(&self, now: Instant, threshold: u64) -> Option<Instant> {
+        let inner = self.lock();
+        let seen = inner
+            .requests
+            .filter(|b| b.reset_at > now && b.remaining <= threshold)
+            .map(|b| b.reset_at);
+        let told = inner.tight_until.filter(|t| *t > now);
+        seen.max(told)
     }
 
     /// A request told to `Wait(at)` gives up before `at`: its place in the

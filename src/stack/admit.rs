@@ -235,6 +235,7 @@ where
 
     let json = facts::json_body(parsed, &body);
     let (model, stream) = facts::model_and_stream(json.as_deref());
+    let actions = actions.resolve(record.route, model.as_deref());
     let facts = RequestFacts {
         request_id: record.request_id.clone(),
         route: record.route,
@@ -250,10 +251,11 @@ where
                 .unwrap_or(false),
         ),
         plan: targets.plan(model.as_deref()),
-        actions: actions.resolve(record.route, model.as_deref()),
-        expect: Arc::new(Expectation::from_request(
+        actions,
+        expect: Arc::new(Expectation::checking(
             parts.uri.path(),
             json.as_deref().unwrap_or(&serde_json::Value::Null),
+            actions.schema_mismatch != crate::config::Action::Pass,
         )),
         json,
         model,

@@ -377,6 +377,10 @@ impl StreamWatch {
     /// through the chain when the route repairs streams and one choice of
     /// plain text went out; else end with the original failure.
     async fn broken(&mut self, end: StreamEnd) {
+        // Released as a success, it failed after all: its target counts it.
+        if let Some(chain) = self.chain.as_mut() {
+            chain.broke(end);
+        }
         let partial = self.inspector.repairable_text().map(str::to_string);
         if let (Some(chain), Some(partial)) = (self.chain.as_mut(), partial) {
             let cut = Continuation {

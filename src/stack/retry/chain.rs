@@ -137,12 +137,26 @@ where
         // targets keep a circuit per model sent; the implicit plan (no rule
         // matched) keeps one for its one target.
         let model = circuit_model(&facts);
-        let mut permit = None;
-        let first = plan
-            .targets
-            .iter()
-            .position(|t| admit(&self.shared.targets, t, model, self.breaking, &mut permit));
-        let (Some(mut position), Some(mut permit)) = (first, permit) else {
+        let mut start = 0;
+        let first = loop {
+            let mut slot = None;
+            let found = plan
+                .targets
+                .iter()
+                .enumerate()
+                .skip(start)
+                .find(|(_, t)| admit(&self.shared.targets, t, model, self.breaking, &mut slot))
+                .map(|(i, _)| i);
+            let (Some(i), Some(permit)) = (found, slot) else {
+                break None;
+            };
+            // A half-open probe is the fleet's one probe, or another target.
+            match self.shared.targets.confirm(permit).await {
+                Some(permit) => break Some((i, permit)),
+                None => start = i + 1,
+            }
+        };
+        let Some((mut position, mut permit)) = first else {
             return Attempt::failed(Outcome::gateway(
                 Kind::ServerError,
                 "every target for this model is out of rotation after repeated failures (circuit open); retry shortly",
@@ -169,19 +183,26 @@ where
                 && !defer_to_client
                 && !remaining.is_zero();
             let mut next_permit = None;
-            let fallback = if may_continue {
-                next_target(plan, position, kind, |t| {
-                    admit(
-                        &self.shared.targets,
-                        t,
-                        model,
-                        self.breaking,
-                        &mut next_permit,
-                    )
-                })
-            } else {
-                None
-            };
+            let mut fallback = None;
+            let mut from = position;
+            // Each turn moves `from` on, or ends: bounded by the plan's length.
+            while may_continue && from < plan.targets.len() {
+                let mut slot = None;
+                let Some(next) = next_target(plan, from, kind, |t| {
+                    admit(&self.shared.targets, t, model, self.breaking, &mut slot)
+                }) else {
+                    break;
+                };
+                let Some(permit) = slot else { break };
+                match self.shared.targets.confirm(permit).await {
+                    Some(permit) => {
+                        fallback = Some(next);
+                        next_permit = Some(permit);
+                        break;
+                    }
+                    None => from = next,
+                }
+            }
             let target_closed = !self.breaking
                 || plan
                     .targets
@@ -446,6 +467,11 @@ where
         if call.facts.model.as_deref() == Some(model.as_str()) {
             return call.body.clone();
         }
+        // A targeted edit of the one member; the tree only if the scan
+        // could not find it (an escaped key).
+        if let Some(body) = crate::json_field::with_string(&call.body, "model", model) {
+            return body;
+        }
         let mut rewritten = (**json).clone();
         match rewritten.as_object_mut() {
             Some(obj) => {
@@ -508,7 +534,9 @@ where
             ) {
                 continue;
             }
-            let permit = permit?;
+            let Some(permit) = self.shared.targets.confirm(permit?).await else {
+                continue;
+            };
             let body = continuation_body(
                 facts.json.as_deref()?,
                 &cut.partial,
@@ -554,6 +582,22 @@ where
 
     fn max_attempts(&self) -> u32 {
         self.shared.retry.max_attempts
+    }
+
+    fn broke(&mut self, cause: StreamEnd) {
+        let facts = &self.call.facts;
+        if !self.breaking {
+            return;
+        }
+        let kind = match cause {
+            StreamEnd::Idle => Kind::Timeout,
+            StreamEnd::Cut | StreamEnd::Eof | StreamEnd::Done => Kind::ConnectError,
+        };
+        if let Some(target) = facts.plan.targets.get(self.position) {
+            self.shared
+                .targets
+                .late_failure(target, circuit_model(facts), kind);
+        }
     }
 
     fn resume(&mut self, cut: Continuation) -> BoxFuture<'_, Option<Resumed>> {

@@ -78,7 +78,11 @@ where
             .skip(position + 1)
             .find(|(_, t)| admit(self.targets(), t, model, self.breaking(), &mut slot))
             .map(|(i, _)| i);
-        let (Some(next), Some(hedge_permit)) = (next, slot) else {
+        let hedge_permit = match slot {
+            Some(permit) => self.targets().confirm(permit).await,
+            None => None,
+        };
+        let (Some(next), Some(hedge_permit)) = (next, hedge_permit) else {
             return (position, self.account(primary.await));
         };
         if !self.withdraw() {

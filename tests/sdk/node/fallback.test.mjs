@@ -1,10 +1,11 @@
 // Fallback through a route, as the official Node SDK (default settings)
 // sees it: two mocks, the primary always answering 503 and a healthy backup;
 // a `[[routes]]` rule in a config file sends `gpt-fallback*` first to the
-// primary as `primary-model`, then to the backup as `fallback-model`. Every
-// call spends exactly one attempt on the primary and then succeeds on the
-// backup, and says so in `x-backstop-target` / `x-backstop-attempts` and in
-// the answer's `model`.
+// primary as `primary-model`, then to the backup as `fallback-model`. With
+// the route's default `attempts_per_target = 2`, every call spends exactly
+// two attempts on the primary (a lone 5xx is retried there once) and then
+// succeeds on the backup, and says so in `x-backstop-target` /
+// `x-backstop-attempts` (3) and in the answer's `model`.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -80,8 +81,8 @@ async function totals() {
   return [p.total, b.total];
 }
 
-async function assertOneAttemptEach(key) {
-  assert.equal(await mockAttempts(primary.url, key), 1);
+async function assertTwoAttemptsThenOne(key) {
+  assert.equal(await mockAttempts(primary.url, key), 2);
   assert.equal(await mockAttempts(backup.url, key), 1);
 }
 
@@ -105,23 +106,23 @@ test('chat completion falls over to the backup', async () => {
   assert.equal(completion.choices.length, 1);
   assert.equal(completion.choices[0].message.content, CONTENT);
   assert.equal(completion.choices[0].finish_reason, 'stop');
-  await assertOneAttemptEach(key);
+  await assertTwoAttemptsThenOne(key);
 });
 
-test('raw headers name the backup target and two attempts', async () => {
+test('raw headers name the backup target and three attempts', async () => {
   const key = newKey();
   const { data, response } = await client.chat.completions
     .create({ model: ROUTED_MODEL, messages: MESSAGES }, { headers: { 'x-mock-key': key } })
     .withResponse();
   assert.equal(response.status, 200);
   assert.equal(response.headers.get('x-backstop-target'), BACKUP_TARGET);
-  assert.equal(response.headers.get('x-backstop-attempts'), '2');
+  assert.equal(response.headers.get('x-backstop-attempts'), '3');
   assert.equal(response.headers.get('x-backstop-class'), 'none');
   assert.equal(response.headers.get('x-backstop-kind'), 'ok');
   assert.equal(response.headers.get('x-should-retry'), null);
   assert.equal(data.model, BACKUP_MODEL);
   assert.equal(data.choices[0].message.content, CONTENT);
-  await assertOneAttemptEach(key);
+  await assertTwoAttemptsThenOne(key);
 });
 
 test('stream falls over to the backup', async () => {
@@ -131,7 +132,7 @@ test('stream falls over to the backup', async () => {
     .withResponse();
   assert.equal(response.status, 200);
   assert.equal(response.headers.get('x-backstop-target'), BACKUP_TARGET);
-  assert.equal(response.headers.get('x-backstop-attempts'), '2');
+  assert.equal(response.headers.get('x-backstop-attempts'), '3');
   const pieces = [];
   const finishes = [];
   const models = new Set();
@@ -150,10 +151,10 @@ test('stream falls over to the backup', async () => {
   assert.deepEqual(pieces, HELLO);
   assert.equal(pieces.join(''), CONTENT);
   assert.deepEqual(finishes, ['stop']);
-  await assertOneAttemptEach(key);
+  await assertTwoAttemptsThenOne(key);
 });
 
-test('each SDK call costs the primary exactly one attempt', async () => {
+test('each SDK call costs the primary exactly two attempts', async () => {
   const calls = 3;
   const [p0, b0] = await totals();
   for (let n = 0; n < calls; n += 1) {
@@ -166,6 +167,6 @@ test('each SDK call costs the primary exactly one attempt', async () => {
       const completion = await client.chat.completions.create({ model: ROUTED_MODEL, messages: MESSAGES });
       assert.equal(completion.model, BACKUP_MODEL);
     }
-    assert.deepEqual(await totals(), [p0 + n + 1, b0 + n + 1]);
+    assert.deepEqual(await totals(), [p0 + 2 * (n + 1), b0 + n + 1]);
   }
 });

@@ -350,8 +350,10 @@ describe('through a gateway with envelope.hint_in_message = false', () => {
 });
 
 // A route falls over from a mock that always answers 503 to a healthy one,
-// whose target renames the model. Circuit thresholds out of reach, so every
-// call tries the failing default first and the attempt counts stay exact.
+// whose target renames the model: two attempts on the failing default (the
+// route's default `attempts_per_target = 2`), then one on the backup.
+// Circuit thresholds out of reach, so every call tries the failing default
+// first and the attempt counts stay exact.
 describe('through a route that falls over to model gpt-fallback', () => {
   const FALLBACK_MODEL = 'gpt-fallback';
   let primary;
@@ -391,8 +393,8 @@ min_requests = 10000
     await primary?.stop();
   });
 
-  async function assertOneAttemptEach(key) {
-    assert.equal(await mockAttempts(primary.url, key), 1);
+  async function assertTwoAttemptsThenOne(key) {
+    assert.equal(await mockAttempts(primary.url, key), 2);
     assert.equal(await mockAttempts(backup.url, key), 1);
   }
 
@@ -403,12 +405,12 @@ min_requests = 10000
       .withResponse();
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('x-backstop-target'), `backup/${FALLBACK_MODEL}`);
-    assert.equal(response.headers.get('x-backstop-attempts'), '2');
+    assert.equal(response.headers.get('x-backstop-attempts'), '3');
     assert.equal(response.headers.get('x-backstop-kind'), 'ok');
     assert.equal(data.model, FALLBACK_MODEL);
     assert.equal(data.status, 'completed');
     assert.equal(data.output_text, TEXT);
-    await assertOneAttemptEach(key);
+    await assertTwoAttemptsThenOne(key);
   });
 
   test('stream: the completed response.model is gpt-fallback', async () => {
@@ -418,7 +420,7 @@ min_requests = 10000
       .withResponse();
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('x-backstop-target'), `backup/${FALLBACK_MODEL}`);
-    assert.equal(response.headers.get('x-backstop-attempts'), '2');
+    assert.equal(response.headers.get('x-backstop-attempts'), '3');
     const deltas = [];
     let last;
     for await (const event of stream) {
@@ -429,6 +431,6 @@ min_requests = 10000
     assert.equal(last.response.model, FALLBACK_MODEL);
     assert.equal(last.response.status, 'completed');
     assert.deepEqual(deltas, HELLO);
-    await assertOneAttemptEach(key);
+    await assertTwoAttemptsThenOne(key);
   });
 });

@@ -2,8 +2,9 @@
 // `createOpenAI({ baseURL: <gateway>/v1 })`, whose `openai(model)` speaks the
 // Responses API (the gateway's `route` metric label proves it), answers
 // through `generateText` and `streamText` intact, and a scripted failure
-// surfaces as an `APICallError` whose message carries the gateway's
-// `[backstop: ...]` tail.
+// surfaces as an `APICallError` (a stream cut after its first bytes: as the
+// AI SDK's own stream-error object, read from the gateway's closing `error`
+// event) whose message carries the gateway's `[backstop: ...]` tail.
 //
 // Unlike the official SDKs, the AI SDK retries by status alone (408, 409,
 // 429, 5xx) and ignores `x-should-retry: false`: with its default
@@ -183,21 +184,21 @@ test('cut:2: streamText gets the 2 pieces, finishReason error, and the hint in t
   assert.deepEqual(pieces, HELLO.slice(0, 2));
   assert.equal(await stream.finishReason, 'error');
   assert.equal(errors.length, 1);
-  // Today the error is the AI SDK's TypeValidationError quoting the gateway's
-  // event (see the todo below); either way its message carries the envelope's.
-  const message = MSG_TRUNCATED + tail('stream_truncated', 1, HINT_STREAM_TRUNCATED);
-  assert.ok(String(errors[0].message).includes(message), String(errors[0].message).slice(0, 400));
+  // The gateway's own error event, reported as is (the next test has its shape).
+  assert.equal(errors[0].message, MSG_TRUNCATED + tail('stream_truncated', 1, HINT_STREAM_TRUNCATED));
   assert.equal(await mockAttempts(stack.mock.url, key), 1);
 });
 
-// The AI SDK parses every Responses stream event against the API's schema;
-// an `error` event must carry `"type": "error"` and `sequence_number` (with
-// the details flat or under `error`). The gateway's closing event is
-// `data: {"error": {...}}` alone, so the AI SDK reports a TypeValidationError
-// (a multi-kilobyte zod dump that merely quotes the envelope) instead of the
-// error itself. Adding `"type":"error","sequence_number":N` next to `"error"`
-// would make this pass and keep the official SDKs raising as they do now.
-test.todo('cut:2: streamText reports the gateway error event as the error itself', async () => {
+// The gateway closes a cut Responses stream with `event: error` whose data is
+// the API's own error event (`type: "error"`, `sequence_number`, `code`,
+// `message`, `param`) plus the envelope under `error`. @ai-sdk/openai reads
+// it as a stream error (`createOpenAIProviderStreamError`): a plain object,
+// not an Error instance, with the event's message, `type`, a status derived
+// from that type (`server_error` → 500, so `isRetryable: true` although the
+// envelope says `retryable: false`) and the event as `data` — parsed by the
+// event schema, which keeps `type`, `sequence_number` and the envelope's
+// `type`, `code`, `message`, `param`, and drops the rest (`backstop`).
+test('cut:2: streamText reports the gateway error event as the error itself', async () => {
   const key = newKey();
   const errors = [];
   const stream = streamText({
@@ -206,12 +207,34 @@ test.todo('cut:2: streamText reports the gateway error event as the error itself
     headers: scenario('cut:2', key),
     onError: ({ error }) => errors.push(error),
   });
-  for await (const _ of stream.textStream);
-  assert.equal(errors.length, 1);
-  assert.ok(
-    !TypeValidationError.isInstance(errors[0]),
-    'TypeValidationError: the closing error event does not match the Responses API event schema',
+  const parts = [];
+  for await (const part of stream.fullStream) parts.push(part);
+  assert.deepEqual(
+    parts.map((p) => p.type),
+    ['start', 'start-step', 'text-start', 'text-delta', 'text-delta', 'error', 'finish-step', 'finish'],
   );
-  assert.equal(errors[0].message, MSG_TRUNCATED + tail('stream_truncated', 1, HINT_STREAM_TRUNCATED));
-  assert.equal(errors[0].data.error.backstop.kind, 'stream_truncated');
+  assert.deepEqual(
+    parts.filter((p) => p.type === 'text-delta').map((p) => p.text),
+    HELLO.slice(0, 2),
+  );
+  assert.equal(await stream.finishReason, 'error');
+  assert.equal(errors.length, 1);
+  const [err] = errors;
+  assert.equal(parts.find((p) => p.type === 'error').error, err, 'the error part carries the same error');
+  assert.ok(!TypeValidationError.isInstance(err), 'not a TypeValidationError: the event matches the schema');
+  assert.ok(!APICallError.isInstance(err));
+  const message = MSG_TRUNCATED + tail('stream_truncated', 1, HINT_STREAM_TRUNCATED);
+  assert.deepEqual(err, {
+    message,
+    type: 'server_error',
+    code: undefined,
+    statusCode: 500,
+    isRetryable: true,
+    data: {
+      type: 'error',
+      sequence_number: 6,
+      error: { type: 'server_error', code: null, message, param: null },
+    },
+  });
+  assert.equal(await mockAttempts(stack.mock.url, key), 1);
 });

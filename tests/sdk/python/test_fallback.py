@@ -1,10 +1,11 @@
 """Fallback through a route, as the official Python SDK (default settings)
 sees it: two mocks, the primary always answering 503 and a healthy backup;
 a `[[routes]]` rule in a config file sends `gpt-fallback*` first to the
-primary as `primary-model`, then to the backup as `fallback-model`. Every
-call spends exactly one attempt on the primary and then succeeds on the
-backup, and says so in `x-backstop-target` / `x-backstop-attempts` and in
-the answer's `model`."""
+primary as `primary-model`, then to the backup as `fallback-model`. With
+the route's default `attempts_per_target = 2`, every call spends exactly two
+attempts on the primary (a lone 5xx is retried there once) and then
+succeeds on the backup, and says so in `x-backstop-target` /
+`x-backstop-attempts` (3) and in the answer's `model`."""
 
 from __future__ import annotations
 
@@ -81,8 +82,8 @@ def totals(primary: harness.Server, backup: harness.Server) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
-def assert_one_attempt_each(primary: harness.Server, backup: harness.Server, key: str) -> None:
-    assert harness.mock_attempts(primary.url, key) == 1
+def assert_two_attempts_then_one(primary: harness.Server, backup: harness.Server, key: str) -> None:
+    assert harness.mock_attempts(primary.url, key) == 2
     assert harness.mock_attempts(backup.url, key) == 1
 
 
@@ -105,10 +106,10 @@ def test_chat_completion_falls_over_to_the_backup(
     assert len(completion.choices) == 1
     assert completion.choices[0].message.content == CONTENT
     assert completion.choices[0].finish_reason == "stop"
-    assert_one_attempt_each(primary, backup, key)
+    assert_two_attempts_then_one(primary, backup, key)
 
 
-def test_raw_headers_name_the_backup_target_and_two_attempts(
+def test_raw_headers_name_the_backup_target_and_three_attempts(
     client: openai.OpenAI, primary: harness.Server, backup: harness.Server, key: str
 ) -> None:
     raw = client.chat.completions.with_raw_response.create(
@@ -116,14 +117,14 @@ def test_raw_headers_name_the_backup_target_and_two_attempts(
     )
     assert raw.status_code == 200
     assert raw.headers.get("x-backstop-target") == BACKUP_TARGET
-    assert raw.headers.get("x-backstop-attempts") == "2"
+    assert raw.headers.get("x-backstop-attempts") == "3"
     assert raw.headers.get("x-backstop-class") == "none"
     assert raw.headers.get("x-backstop-kind") == "ok"
     assert raw.headers.get("x-should-retry") is None
     completion = raw.parse()
     assert completion.model == BACKUP_MODEL
     assert completion.choices[0].message.content == CONTENT
-    assert_one_attempt_each(primary, backup, key)
+    assert_two_attempts_then_one(primary, backup, key)
 
 
 def test_stream_falls_over_to_the_backup(
@@ -134,7 +135,7 @@ def test_stream_falls_over_to_the_backup(
     )
     assert raw.status_code == 200
     assert raw.headers.get("x-backstop-target") == BACKUP_TARGET
-    assert raw.headers.get("x-backstop-attempts") == "2"
+    assert raw.headers.get("x-backstop-attempts") == "3"
     pieces: list[str] = []
     finishes: list[str] = []
     models: set[str] = set()
@@ -153,10 +154,10 @@ def test_stream_falls_over_to_the_backup(
     assert pieces == HELLO
     assert "".join(pieces) == CONTENT
     assert finishes == ["stop"]
-    assert_one_attempt_each(primary, backup, key)
+    assert_two_attempts_then_one(primary, backup, key)
 
 
-def test_each_sdk_call_costs_the_primary_exactly_one_attempt(
+def test_each_sdk_call_costs_the_primary_exactly_two_attempts(
     client: openai.OpenAI, primary: harness.Server, backup: harness.Server
 ) -> None:
     calls = 3
@@ -168,4 +169,4 @@ def test_each_sdk_call_costs_the_primary_exactly_one_attempt(
         else:
             completion = client.chat.completions.create(model=ROUTED_MODEL, messages=MESSAGES)
             assert completion.model == BACKUP_MODEL
-        assert totals(primary, backup) == (before[0] + n + 1, before[1] + n + 1)
+        assert totals(primary, backup) == (before[0] + 2 * (n + 1), before[1] + n + 1)
