@@ -3,9 +3,11 @@
 //! Ops endpoints (`/healthz`, `/readyz`, `/metrics`) answer directly; every
 //! `/v1/*` request goes through the proxy stack, outermost first:
 //!
-//! 1. `observe` — request id, span, in-flight gauge; opens the request's
-//!    record and, when the answer's last byte is gone (so a stream's final
-//!    kind counts), reads it into metrics and the one log line.
+//! 1. `observe` — request id, span (and, with `[otel]` on, the request's
+//!    trace span, continuing the client's `traceparent`), in-flight gauge;
+//!    opens the request's record and, when the answer's last byte is gone
+//!    (so a stream's final kind counts), reads it into metrics, the one log
+//!    line and the trace span.
 //! 2. `catch_panic` — a bug answers a 500 envelope instead of dropping the
 //!    connection (belt and braces: the request path is written not to panic).
 //! 3. `admit` — sheds load beyond `limits.max_inflight` (503 `overloaded`,
@@ -43,6 +45,7 @@ use crate::config::Config;
 use crate::drain::Drain;
 use crate::envelope::{self, EnvelopeContext};
 use crate::metrics::Metrics;
+use crate::otel::{Otel, OtelError};
 use crate::outcome::Outcome;
 use crate::proxy::targets::{Targets, TargetsError};
 use crate::secrets::{bearer_token, constant_time_eq, Secrets};
@@ -67,6 +70,8 @@ pub struct App {
     pub ready: Arc<AtomicBool>,
     /// Cut at the drain deadline: the answers still going end, counted.
     pub drain: Drain,
+    /// The trace exporter, when `[otel]` is on (flushed at shutdown).
+    pub otel: Option<Arc<Otel>>,
 }
 
 /// Why the gateway could not be assembled.
@@ -78,6 +83,8 @@ pub enum BuildError {
     Targets(#[from] TargetsError),
     #[error("inspect overrides: {0}: {1}")]
     Actions(String, String),
+    #[error("{0}")]
+    Otel(#[from] OtelError),
 }
 
 #[derive(Clone)]
@@ -91,7 +98,8 @@ struct Ops {
     hint_in_message: bool,
 }
 
-/// Builds the gateway for a validated configuration.
+/// Builds the gateway for a validated configuration. With `[otel]` on, it
+/// runs inside the tokio runtime (the trace exporter's task starts there).
 pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
     let metrics = Arc::new(Metrics::new(config.metrics.max_model_labels)?);
     let targets = Arc::new(Targets::new(&config, metrics.clone())?);
@@ -104,9 +112,14 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         .debug
         .failures
         .then(|| Arc::new(FailureLog::new(config.debug.failures_capacity)));
+    let otel = Otel::start(&config.otel)?;
 
     let proxy = ServiceBuilder::new()
-        .layer(ObserveLayer::new(metrics.clone(), failures.clone()))
+        .layer(ObserveLayer::new(
+            metrics.clone(),
+            failures.clone(),
+            otel.clone(),
+        ))
         .map_response(|r: Response<_>| r.map(Body::new))
         .layer(CatchPanicLayer::custom({
             let hint_in_message = config.envelope.hint_in_message;
@@ -150,6 +163,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         metrics,
         ready,
         drain,
+        otel,
     })
 }
 

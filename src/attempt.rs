@@ -25,9 +25,11 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method, Response, Uri};
 
 use crate::facts::RequestFacts;
-use crate::inspect::StreamEnd;
+use crate::inspect::{Findings, StreamEnd};
+use crate::otel::{AttemptSpan, RequestTrace};
 use crate::outcome::Outcome;
 use crate::path::ClientPath;
+use crate::proxy::headers::TraceHeaders;
 use crate::proxy::upstream::Upstream;
 use crate::ratelimit::advertised::Advertised;
 use crate::record::{Finish, Record};
@@ -47,6 +49,9 @@ pub struct Call {
     pub facts: Arc<RequestFacts>,
     /// Where the attempts are appended (read by `observe` only).
     pub record: Arc<Record>,
+    /// The request's trace, when traces are on: each attempt's span opens
+    /// under it.
+    pub trace: Option<RequestTrace>,
 }
 
 /// Why an attempt is made.
@@ -86,6 +91,9 @@ pub struct AttemptRequest {
     /// A stream only: come back only once the first token arrived (or the
     /// attempt failed) — a hedged attempt wins by its first token.
     pub await_first_token: bool,
+    /// The trace context to send upstream in place of the client's (the
+    /// attempt's span), when traces are on.
+    pub trace: Option<TraceHeaders>,
 }
 
 /// The body of an answer to forward.
@@ -113,6 +121,9 @@ pub trait WatchedStream: Send {
     /// stream ends; `chain` tallies the attempts (for a closing error
     /// event) and continues a cut stream when the route repairs streams.
     fn into_body(self: Box<Self>, finish: Finish, chain: Box<dyn Chain>) -> Body;
+    /// The span of the attempt whose stream this is: the watcher ends it
+    /// when the stream ends, with what the stream came to.
+    fn follow(&mut self, span: AttemptSpan);
 }
 
 /// What one attempt came to.
@@ -127,6 +138,9 @@ pub struct Attempt {
     pub first_byte: Option<Duration>,
     /// The rate limits the answer's headers advertised.
     pub advertised: Advertised,
+    /// What inspecting a whole answer found (a stream's findings come at
+    /// its end, to its watcher).
+    pub findings: Option<Findings>,
 }
 
 impl Attempt {

@@ -8,8 +8,9 @@
 //! [`inspect`], [`retry`], [`routing`], [`repair`], [`ratelimit`],
 //! [`preflight`], [`actions`], [`path`] — over the shared vocabulary of
 //! [`taxonomy`] and [`outcome`]; the upstream leg in [`proxy`]; [`config`],
-//! [`metrics`], [`support`] and [`telemetry`] around them; [`fleet`] shares
-//! what replicas learn about upstreams through Redis.
+//! [`metrics`], [`support`], [`telemetry`] (logs) and [`otel`] (traces)
+//! around them; [`fleet`] shares what replicas learn about upstreams
+//! through Redis.
 
 pub mod actions;
 pub mod app;
@@ -23,6 +24,7 @@ pub mod fleet;
 pub mod inspect;
 pub mod json_field;
 pub mod metrics;
+pub mod otel;
 pub mod outcome;
 pub mod path;
 pub mod pattern;

@@ -56,6 +56,11 @@ impl Secrets {
         for t in &config.auth.tokens {
             s.add(t.expose());
         }
+        for v in config.otel.headers.values() {
+            s.add(v.expose());
+        }
+        s.add_url(&config.otel.endpoint);
+        s.add_url(&config.otel.traces_endpoint);
         s.sort();
         s
     }

@@ -88,13 +88,21 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, Con
         .map_err(|(key, msg)| ConfigError::invalid(file_source.clone(), key, msg))?;
     let from_env = apply_env(&mut table, env)?;
 
-    let config: Config = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
-        let key = e.path().to_string();
-        let source = from_env
-            .get(&key)
-            .map_or(file_source.clone(), |var| Source::Env(var.clone()));
-        ConfigError::invalid(source, key, e.into_inner().to_string().trim().to_string())
-    })?;
+    let mut from_env = from_env;
+    let mut config: Config =
+        serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let source = from_env
+                .get(&key)
+                .map_or(file_source.clone(), |var| Source::Env(var.clone()));
+            ConfigError::invalid(source, key, e.into_inner().to_string().trim().to_string())
+        })?;
+    // The standard OTEL_* variables, under what BACKSTOP_OTEL__* set.
+    let standard = config
+        .otel
+        .apply_standard_env(&vars, &|key| from_env.contains_key(key))
+        .map_err(|(var, key, message)| ConfigError::invalid(Source::Env(var), key, message))?;
+    from_env.extend(standard);
     let origin = |key: &str| {
         from_env
             .get(key)
@@ -106,6 +114,10 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, Con
     validate_routing(&config.routing())
         .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
     validate_overrides(&config.inspect)
+        .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
+    config
+        .otel
+        .validate()
         .map_err(|(key, message)| ConfigError::invalid(origin(&key), key, message))?;
     Ok(config)
 }

@@ -5,6 +5,7 @@
 //! checked [`Config`].
 
 mod load;
+mod otel;
 mod routing;
 mod secret;
 mod sections;
@@ -13,6 +14,7 @@ mod validate_routing;
 mod warnings;
 
 pub use load::{load, ConfigError, Source};
+pub use otel::{parse_headers, OtelConfig, HTTP_PROTOBUF};
 pub use routing::*;
 pub use secret::Secret;
 pub use sections::*;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::otel::OtelConfig;
 use super::routing::{CircuitConfig, PacingConfig, RouteRule, RoutingSections, UpstreamEntry};
 use super::secret::Secret;
 
@@ -38,6 +39,7 @@ pub struct Config {
     pub circuit: CircuitConfig,
     pub pacing: PacingConfig,
     pub runtime: RuntimeConfig,
+    pub otel: OtelConfig,
 }
 
 /// `[runtime]`: the async runtime.
@@ -320,6 +322,7 @@ impl Default for Config {
             circuit: CircuitConfig::default(),
             pacing: PacingConfig::default(),
             runtime: RuntimeConfig::default(),
+            otel: OtelConfig::default(),
         }
     }
 }

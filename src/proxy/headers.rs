@@ -1,7 +1,8 @@
 //! Header rules for both legs: hop-by-hop headers never cross the proxy
 //! (RFC 9110 §7.6.1), the upstream gets its own `Host`, each upstream gets
-//! the credentials its rule allows ([`Credentials`]), and the answer gets
-//! the gateway's `x-request-id`.
+//! the credentials its rule allows ([`Credentials`]) and, with traces on,
+//! the attempt's own trace context ([`TraceHeaders`]); the answer gets the
+//! gateway's `x-request-id`.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -115,6 +116,32 @@ pub fn upstream_request(
         headers.insert(header::AUTHORIZATION, key.clone());
     }
     headers
+}
+
+/// The W3C trace context one attempt sends upstream (its own span's), in
+/// place of the client's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceHeaders {
+    pub traceparent: HeaderValue,
+    /// `None`: the trace carries no vendor state.
+    pub tracestate: Option<HeaderValue>,
+}
+
+/// The W3C trace context headers.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// Replaces the client's trace context with the attempt's.
+pub fn set_trace(headers: &mut HeaderMap, trace: &TraceHeaders) {
+    headers.insert(TRACEPARENT, trace.traceparent.clone());
+    match &trace.tracestate {
+        Some(state) => {
+            headers.insert(TRACESTATE, state.clone());
+        }
+        None => {
+            headers.remove(TRACESTATE);
+        }
+    }
 }
 
 /// The `Authorization` value for a configured key (`Bearer <key>`), marked
@@ -295,6 +322,34 @@ mod tests {
         assert!(bearer("").is_none());
         assert!(bearer("sk-1").unwrap().is_sensitive());
         assert!(bearer("bad\nkey").is_none());
+    }
+
+    #[test]
+    fn the_attempts_trace_context_replaces_the_clients() {
+        let mut h = map(&[
+            (
+                "traceparent",
+                "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01",
+            ),
+            ("tracestate", "client=1"),
+        ]);
+        let ours = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-cccccccccccccccc-01";
+        set_trace(
+            &mut h,
+            &TraceHeaders {
+                traceparent: HeaderValue::from_static(ours),
+                tracestate: None,
+            },
+        );
+        assert_eq!(h, map(&[("traceparent", ours)]));
+        set_trace(
+            &mut h,
+            &TraceHeaders {
+                traceparent: HeaderValue::from_static(ours),
+                tracestate: Some(HeaderValue::from_static("client=1")),
+            },
+        );
+        assert_eq!(h, map(&[("traceparent", ours), ("tracestate", "client=1")]));
     }
 
     #[test]

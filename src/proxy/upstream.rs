@@ -24,7 +24,7 @@ use crate::config::Secret;
 use crate::path::ClientPath;
 use crate::secrets::shown_url;
 
-use super::headers::{self, Credentials};
+use super::headers::{self, Credentials, TraceHeaders};
 
 use super::egress::{self, Connector, Route};
 
@@ -155,6 +155,19 @@ impl Upstream {
         })
     }
 
+    /// The host and port the upstream is reached at (the base URL's; the
+    /// scheme's default port when it names none).
+    pub fn address(&self) -> (&str, u16) {
+        let default = match self.base.scheme.as_str() {
+            "https" => 443,
+            _ => 80,
+        };
+        (
+            self.base.authority.host(),
+            self.base.authority.port_u16().unwrap_or(default),
+        )
+    }
+
     /// The upstream URI for a checked client path: the base's path, then
     /// the client's path after `/v1` and its query, as they are.
     pub fn uri_for(&self, path: &ClientPath) -> Result<Uri, http::Error> {
@@ -182,8 +195,9 @@ impl Upstream {
     }
 
     /// Sends one attempt: the client's method, path and headers (its
-    /// credentials as this upstream's rule says) with `body`; resolves when
-    /// the response headers arrive.
+    /// credentials as this upstream's rule says; the attempt's trace
+    /// context, when traced, in place of the client's) with `body`;
+    /// resolves when the response headers arrive.
     pub async fn send(
         &self,
         method: &Method,
@@ -191,6 +205,7 @@ impl Upstream {
         client_headers: &HeaderMap,
         body: Bytes,
         request_id: &HeaderValue,
+        trace: Option<&TraceHeaders>,
     ) -> Result<UpstreamResponse, TransportError> {
         let uri = self.uri_for(path).map_err(|e| {
             TransportError::Connect(format!("the upstream URI could not be built: {e}"))
@@ -200,6 +215,9 @@ impl Upstream {
         *req.uri_mut() = uri;
         *req.headers_mut() =
             headers::upstream_request(client_headers, request_id, &self.credentials);
+        if let Some(trace) = trace {
+            headers::set_trace(req.headers_mut(), trace);
+        }
         if let Some(auth) = self.route.request_auth() {
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth.clone());

@@ -60,7 +60,7 @@ pub async fn bind(config: &Config) -> io::Result<Listeners> {
 }
 
 /// Serves `app` on its listeners until `shutdown` resolves, then drains
-/// them both.
+/// them both and flushes the trace exporter (when traces are on).
 pub async fn serve_all(
     listeners: Listeners,
     app: App,
@@ -89,6 +89,7 @@ pub async fn serve_all(
             &config.limits,
         )
     });
+    let otel = app.otel.clone();
     let main = serve(
         listeners.main,
         app,
@@ -96,13 +97,18 @@ pub async fn serve_all(
         drain,
         &config.limits,
     );
-    match ops {
+    let served = match ops {
         Some(ops) => {
             let (main, ops) = tokio::join!(main, ops);
             main.and(ops)
         }
         None => main.await,
+    };
+    // After the drain: the last requests' spans are exported before exit.
+    if let Some(otel) = otel {
+        otel.shutdown().await;
     }
+    served
 }
 
 /// Builds and starts a gateway on `config.listen` (port 0 picks a free one).

@@ -24,6 +24,7 @@ use crate::drain::Drain;
 use crate::facts::{self, RequestFacts};
 use crate::inspect::Expectation;
 use crate::json_field::Json;
+use crate::otel::RequestTrace;
 use crate::outcome::Outcome;
 use crate::path;
 use crate::preflight;
@@ -197,6 +198,8 @@ where
         return refuse(too_large(limit), &render, finish);
     }
     let (mut parts, body) = req.into_parts();
+    // The request's span, when `observe` opened one: attempts open theirs under it.
+    let trace = parts.extensions.remove::<RequestTrace>();
     if !shared.tokens.is_empty() {
         headers::strip_credentials(&mut parts.headers);
     }
@@ -271,6 +274,7 @@ where
         body,
         facts: Arc::new(facts),
         record: record.clone(),
+        trace,
     });
     let Ok(exchange) = inner.oneshot(call).await;
     respond::render(exchange, &render, finish)

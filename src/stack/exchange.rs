@@ -70,6 +70,7 @@ async fn exchange(req: AttemptRequest) -> Attempt {
                 &call.headers,
                 req.body.clone(),
                 &call.facts.request_id,
+                req.trace.as_ref(),
             )
             .await?;
         let advertised = Advertised::read(resp.headers(), SystemTime::now());

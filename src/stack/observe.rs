@@ -1,9 +1,11 @@
 //! Observation (the outermost layer of the proxy stack): gives the request
 //! its id (the client's `x-request-id` or a new UUID), opens its [`Record`]
-//! and tracing span, holds the in-flight gauge, and — when the answer's last
-//! byte has gone or the client went away — reads the record into metrics
-//! and one log line. It is the record's only reader. Reading at the end of
-//! the body, not at the headers, is what makes a stream's final kind count.
+//! and tracing span (and, with traces on, its OpenTelemetry span, which goes
+//! down with the request), holds the in-flight gauge, and — when the
+//! answer's last byte has gone or the client went away — reads the record
+//! into metrics, one log line and the trace span's final attributes. It is
+//! the record's only reader. Reading at the end of the body, not at the
+//! headers, is what makes a stream's final kind count.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -19,6 +21,7 @@ use tower::{Layer, Service};
 use tracing::{field, Instrument, Span};
 
 use crate::metrics::Metrics;
+use crate::otel::{Otel, RequestEnd, RequestSpan};
 use crate::outcome::Outcome;
 use crate::path;
 use crate::proxy::headers::REQUEST_ID;
@@ -36,13 +39,22 @@ pub struct Panicked;
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
     failures: Option<Arc<FailureLog>>,
+    otel: Option<Arc<Otel>>,
 }
 
 impl ObserveLayer {
     /// `failures`: where to keep failure records for `/debug/failures`,
-    /// when that endpoint is on.
-    pub fn new(metrics: Arc<Metrics>, failures: Option<Arc<FailureLog>>) -> Self {
-        ObserveLayer { metrics, failures }
+    /// when that endpoint is on; `otel`: the tracer, when traces are on.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        failures: Option<Arc<FailureLog>>,
+        otel: Option<Arc<Otel>>,
+    ) -> Self {
+        ObserveLayer {
+            metrics,
+            failures,
+            otel,
+        }
     }
 }
 
@@ -54,6 +66,7 @@ impl<S> Layer<S> for ObserveLayer {
             inner,
             metrics: self.metrics.clone(),
             failures: self.failures.clone(),
+            otel: self.otel.clone(),
         }
     }
 }
@@ -64,6 +77,7 @@ pub struct Observe<S> {
     inner: S,
     metrics: Arc<Metrics>,
     failures: Option<Arc<FailureLog>>,
+    otel: Option<Arc<Otel>>,
 }
 
 impl<S> Service<Request<Body>> for Observe<S>
@@ -94,12 +108,26 @@ where
             kind = field::Empty,
             latency_ms = field::Empty,
         );
+        // The request's trace span, when traces are on; it goes down with
+        // the request for the attempts' spans.
+        let otel_span = self.otel.as_ref().map(|otel| {
+            let (otel_span, trace) = otel.request(
+                req.headers(),
+                req.method(),
+                route,
+                req.uri().path(),
+                record.request_id_str(),
+            );
+            req.extensions_mut().insert(trace);
+            otel_span
+        });
         self.metrics.inflight.with_label_values(&[route]).inc();
         let closer = Closer {
             record,
             metrics: self.metrics.clone(),
             failures: self.failures.clone(),
             span: span.clone(),
+            otel_span,
             closed: false,
             panicked: false,
         };
@@ -145,6 +173,8 @@ struct Closer {
     metrics: Arc<Metrics>,
     failures: Option<Arc<FailureLog>>,
     span: Span,
+    /// The request's trace span, ended here with the final outcome.
+    otel_span: Option<RequestSpan>,
     closed: bool,
     /// The answer is the panic handler's.
     panicked: bool,
@@ -184,6 +214,15 @@ impl Closer {
         self.span.record("attempts", attempts);
         self.span.record("kind", kind.as_str());
         self.span.record("latency_ms", latency_ms);
+        if let Some(otel_span) = self.otel_span.take() {
+            otel_span.close(&RequestEnd {
+                status: last.status,
+                outcome: &last.outcome,
+                attempts,
+                target: snap.attempts.last().map(|a| &*a.target),
+                model: snap.model.as_deref(),
+            });
+        }
         let _in = self.span.enter();
         if kind.class() == Class::None {
             // Successes at debug: a line per request costs more CPU than the

@@ -104,6 +104,7 @@ pub fn call(config: &Config, targets: &Targets, spec: CallSpec) -> Arc<Call> {
         body: Bytes::from(serde_json::to_vec(&json).unwrap()),
         facts: Arc::new(facts),
         record,
+        trace: None,
     })
 }
 

@@ -77,6 +77,7 @@ fn attempt_request(
         first_byte_timeout: Duration::from_secs(60),
         first_token_timeout: None,
         await_first_token: false,
+        trace: None,
     }
 }
 

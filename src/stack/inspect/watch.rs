@@ -36,6 +36,7 @@ use crate::config::{ms, Action};
 use crate::envelope::{self, EnvelopeContext};
 use crate::facts::RequestFacts;
 use crate::inspect::{stream_inspector, EventInspector, EventVerdict, StreamEnd};
+use crate::otel::AttemptSpan;
 use crate::outcome::Outcome;
 use crate::proxy::body::{timeout_of, BodyTimeout};
 use crate::record::Finish;
@@ -190,6 +191,9 @@ pub struct StreamWatch {
     /// On a route that repairs chat streams: makes a continuation read as
     /// the first stream.
     splice: Option<Splice>,
+    /// The span of the attempt whose stream this is, when traced: ended
+    /// with the stream.
+    span: Option<AttemptSpan>,
 }
 
 impl StreamWatch {
@@ -220,6 +224,7 @@ impl StreamWatch {
             finish: None,
             chain: None,
             splice,
+            span: None,
         }
     }
 
@@ -383,6 +388,16 @@ impl StreamWatch {
                 cause: end,
             };
             if let Some(resumed) = chain.resume(cut).await {
+                // This attempt's stream broke off; the continuation's
+                // attempt has its own span (the request's still takes the
+                // answer's findings at the end).
+                if let Some(span) = self.span.as_mut() {
+                    let cut = Outcome::gateway(
+                        Kind::StreamTruncated,
+                        format!("the stream {}; a continuation went on", end.describe()),
+                    );
+                    span.end_here(&cut, &self.facts.secrets);
+                }
                 if let Some(splice) = self.splice.as_mut() {
                     splice.resume();
                 }
@@ -455,6 +470,9 @@ impl StreamWatch {
         let _partial = self.parser.take_pending();
         let findings = self.inspector.finish(end);
         self.inspect.record_findings(&self.facts, &findings);
+        if let Some(span) = self.span.as_mut() {
+            span.answered(&findings);
+        }
         let outcome = in_band.unwrap_or_else(|| {
             let mut outcome = Outcome {
                 upstream_status: Some(self.upstream_status),
@@ -477,6 +495,9 @@ impl StreamWatch {
                 // The API ends without one (the Responses API).
                 (None, None) => self.queue.push_back(Out::Close),
             }
+        }
+        if let Some(span) = self.span.take() {
+            span.end(&outcome, &self.facts.secrets);
         }
         self.ending = Some((outcome, end));
     }
@@ -537,5 +558,9 @@ impl WatchedStream for StreamWatch {
                 .map(|b| (Ok::<_, std::convert::Infallible>(b), w))
         });
         Body::from_stream(stream)
+    }
+
+    fn follow(&mut self, span: AttemptSpan) {
+        self.span = Some(span);
     }
 }

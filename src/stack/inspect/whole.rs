@@ -94,6 +94,7 @@ pub async fn inspect_whole(
         parts,
         AnswerBody::Plain(Body::from(bytes)),
     ));
+    attempt.findings = Some(findings);
     attempt
 }
 

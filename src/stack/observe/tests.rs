@@ -54,7 +54,7 @@ fn observed(
             Ok::<_, Infallible>(Response::builder().status(status).body(body).unwrap())
         }
     });
-    let layer = ObserveLayer::new(metrics.clone(), Some(failures.clone()));
+    let layer = ObserveLayer::new(metrics.clone(), Some(failures.clone()), None);
     (layer.layer(inner), metrics, failures)
 }
 

@@ -28,6 +28,7 @@ use crate::attempt::{
 use crate::config::{ms, RetryConfig};
 use crate::inspect::StreamEnd;
 use crate::metrics::Metrics;
+use crate::otel::{AttemptSpan, AttemptStart};
 use crate::outcome::Outcome;
 use crate::proxy::targets::{Permit, Targets};
 use crate::record::AttemptNote;
@@ -83,6 +84,8 @@ pub(super) struct Launched {
     pub permit: Permit,
     pub label: Arc<str>,
     pub attempt: Attempt,
+    /// The attempt's span, when traced (ended when it is counted).
+    pub span: Option<AttemptSpan>,
 }
 
 /// The attempts of one request; see the module doc.
@@ -305,6 +308,20 @@ where
         let upstream = target
             .as_ref()
             .and_then(|t| self.shared.targets.upstream(t));
+        // The attempt's span opens now (pacing is part of the attempt).
+        let span = call
+            .trace
+            .as_ref()
+            .zip(target.as_ref().zip(upstream.as_ref()))
+            .map(|(trace, (target, upstream))| {
+                trace.attempt(&AttemptStart {
+                    number,
+                    target: permit.label(),
+                    method: &call.method,
+                    model: target.model.as_deref().or(call.facts.model.as_deref()),
+                    address: upstream.address(),
+                })
+            });
         async move {
             let label = permit.label().clone();
             let (Some(target), Some(upstream)) = (target, upstream) else {
@@ -314,6 +331,7 @@ where
                     permit,
                     label,
                     attempt: failed,
+                    span,
                 };
             };
             let facts = &call.facts;
@@ -346,6 +364,7 @@ where
                         upstream,
                         body,
                         purpose,
+                        trace: span.as_ref().map(|s| s.headers().clone()),
                     };
                     let Ok(attempt) = inner.oneshot(req).await;
                     attempt
@@ -356,18 +375,22 @@ where
                 permit,
                 label,
                 attempt,
+                span,
             }
         }
     }
 
     /// Counts a finished attempt everywhere: the circuit and the pacer
-    /// (through its permit), the tally, the metrics, the record.
+    /// (through its permit), the tally, the metrics, the record, and its
+    /// span — which the watcher of a stream that goes out ends instead,
+    /// when the stream ends.
     pub(super) fn account(&mut self, launched: Launched) -> Attempt {
         let Launched {
             position,
             permit,
             label,
-            attempt,
+            mut attempt,
+            span,
         } = launched;
         let facts = &self.call.facts;
         let kind = attempt.outcome.kind;
@@ -388,6 +411,17 @@ where
             kind,
             target: label,
         });
+        if let Some(mut span) = span {
+            if let Some(findings) = &attempt.findings {
+                span.answered(findings);
+            }
+            match attempt.response.as_mut().map(http::Response::body_mut) {
+                Some(AnswerBody::Watched(stream)) => stream.follow(span),
+                Some(AnswerBody::Plain(_)) | None => {
+                    span.end(&attempt.outcome, &self.call.facts.secrets)
+                }
+            }
+        }
         attempt
     }
 
