@@ -285,7 +285,7 @@ where
         body: Bytes,
         purpose: Purpose,
     ) -> Attempt {
-        let launched = self.launch(position, permit, body, purpose, false).await;
+        let launched = self.launch(position, permit, body, purpose, false, 0).await;
         self.account(launched)
     }
 
@@ -293,6 +293,8 @@ where
     /// the exchange through the inner layers — without counting it yet (a
     /// hedge runs two at once). `await_first_token`: a stream's attempt
     /// comes back only once its first token arrived (or it failed).
+    /// `ahead`: attempts launched and not yet counted (a hedge's primary),
+    /// so that every attempt has its own number.
     pub(super) fn launch(
         &self,
         position: usize,
@@ -300,10 +302,11 @@ where
         body: Bytes,
         purpose: Purpose,
         await_first_token: bool,
+        ahead: u32,
     ) -> impl std::future::Future<Output = Launched> + Send + 'static {
         let call = self.call.clone();
         let inner = self.inner.clone();
-        let number = self.tally.attempts + 1;
+        let number = self.tally.attempts + 1 + ahead;
         let target = call.facts.plan.targets.get(position).cloned();
         let upstream = target
             .as_ref()

@@ -56,11 +56,11 @@ where
         let body = self.body_for(position);
         let Some(after) = facts.plan.hedge_after else {
             let launched = self
-                .launch(position, permit, body, Purpose::Answer, false)
+                .launch(position, permit, body, Purpose::Answer, false, 0)
                 .await;
             return (position, self.account(launched));
         };
-        let primary = self.launch(position, permit, body, Purpose::Answer, true);
+        let primary = self.launch(position, permit, body, Purpose::Answer, true, 0);
         tokio::pin!(primary);
         let start = Instant::now() + after;
         tokio::select! {
@@ -101,6 +101,7 @@ where
             self.body_for(next),
             Purpose::Answer,
             true,
+            1,
         );
         tokio::pin!(hedge);
         // The first success wins (the other is dropped: cancelled); a

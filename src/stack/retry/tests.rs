@@ -422,3 +422,28 @@ async fn no_continuation_once_the_attempts_are_spent() {
     assert!(ran.exchange.chain.resume(cut).await.is_none());
     assert_eq!(inner.sent().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_is_an_attempt_with_its_own_number() {
+    let mut config = testing::two_targets();
+    config.routes[0].hedge_after_ms = Some(300);
+    // The primary answers after 5 s; the hedge at once.
+    let inner = Scripted::new(|req, _| {
+        let slow = req.position == 0;
+        Box::pin(async move {
+            if slow {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Attempt::failed(Outcome::ok(200))
+        })
+    });
+    let ran = run(&config, CallSpec::default(), &inner).await;
+    assert_eq!(ran.kind(), Kind::Ok);
+    let sent: Vec<_> = inner
+        .sent()
+        .iter()
+        .map(|s| (s.number, s.position))
+        .collect();
+    assert_eq!(sent, [(1, 0), (2, 1)]);
+    assert_eq!(ran.took, Duration::from_millis(300));
+}
