@@ -95,7 +95,32 @@ impl Record {
             .push(note);
     }
 
-    /// Everything recorded so far — for `observe`, the record's one reader.
+    /// The model the client asked for, read in place.
+    pub fn model(&self) -> Option<&str> {
+        self.model.get().and_then(Option::as_deref)
+    }
+
+    /// The sanitized request body, when kept.
+    pub fn request_body(&self) -> Option<&serde_json::Value> {
+        self.request_body.get()
+    }
+
+    /// How many attempts were made, and the last one's target.
+    pub fn attempts_made(&self) -> (u32, Option<Arc<str>>) {
+        let attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        (
+            attempts.len() as u32,
+            attempts.last().map(|a| a.target.clone()),
+        )
+    }
+
+    /// The final outcome, once set.
+    pub fn last(&self) -> Option<&Final> {
+        self.last.get()
+    }
+
+    /// Everything recorded so far, copied (for tests and diagnostics;
+    /// `observe` reads in place).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             model: self.model.get().cloned().flatten(),

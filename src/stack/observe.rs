@@ -7,6 +7,7 @@
 //! the record's only reader. Reading at the end of the body, not at the
 //! headers, is what makes a stream's final kind count.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -161,8 +162,10 @@ fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
         })
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown"))
+            // Encoded on the stack: the header value is the one copy.
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
         })
 }
 
@@ -185,26 +188,29 @@ impl Closer {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        let snap = self.record.snapshot();
-        let route = self.record.route;
-        let elapsed = self.record.started.elapsed();
-        let model = self.metrics.model_label(snap.model.as_deref());
+        let record = &*self.record;
+        let route = record.route;
+        let elapsed = record.started.elapsed();
+        let model = self.metrics.model_label(record.model());
         // Nobody finished the answer: the request path broke off (a panic)
         // or the client went away first — never an `ok`.
-        let last = snap.last.unwrap_or_else(|| match self.panicked {
-            true => Final {
-                outcome: Outcome::gateway(Kind::ServerError, "the request path panicked"),
-                status: 500,
-            },
-            false => Final {
-                outcome: Outcome::gateway(
-                    Kind::ClientClosed,
-                    "the client went away before the answer ended",
-                ),
-                status: 499,
-            },
-        });
-        let attempts = snap.attempts.len() as u32;
+        let last = match record.last() {
+            Some(last) => Cow::Borrowed(last),
+            None => Cow::Owned(match self.panicked {
+                true => Final {
+                    outcome: Outcome::gateway(Kind::ServerError, "the request path panicked"),
+                    status: 500,
+                },
+                false => Final {
+                    outcome: Outcome::gateway(
+                        Kind::ClientClosed,
+                        "the client went away before the answer ended",
+                    ),
+                    status: 499,
+                },
+            }),
+        };
+        let (attempts, last_target) = record.attempts_made();
         let kind = last.outcome.kind;
         self.metrics.inflight.with_label_values(&[route]).dec();
         self.metrics
@@ -219,8 +225,8 @@ impl Closer {
                 status: last.status,
                 outcome: &last.outcome,
                 attempts,
-                target: snap.attempts.last().map(|a| &*a.target),
-                model: snap.model.as_deref(),
+                target: last_target.as_deref(),
+                model: record.model(),
             });
         }
         let _in = self.span.enter();
@@ -231,12 +237,12 @@ impl Closer {
             return;
         }
         let o = &last.outcome;
-        let record = FailureRecord {
+        let failure = FailureRecord {
             timestamp: support::timestamp(std::time::SystemTime::now()),
-            request_id: self.record.request_id_str().to_string(),
-            method: self.record.method.to_string(),
+            request_id: record.request_id_str().to_string(),
+            method: record.method.to_string(),
             route,
-            model: snap.model.clone(),
+            model: record.model().map(str::to_string),
             status: last.status,
             class: kind.class().as_str(),
             kind: kind.as_str(),
@@ -247,17 +253,17 @@ impl Closer {
             upstream_message: o.message.clone(),
             upstream_request_id: o.upstream_request_id.clone(),
             completed,
-            request_body: snap.request_body.clone(),
+            request_body: record.request_body().cloned(),
         };
         tracing::warn!(
             completed,
-            class = record.class,
-            model = record.model.as_deref().unwrap_or(""),
-            upstream_status = record.upstream_status,
-            upstream_code = record.upstream_code.as_deref().unwrap_or(""),
-            upstream_message = record.upstream_message.as_deref().unwrap_or(""),
-            upstream_request_id = record.upstream_request_id.as_deref().unwrap_or(""),
-            request_body = record
+            class = failure.class,
+            model = failure.model.as_deref().unwrap_or(""),
+            upstream_status = failure.upstream_status,
+            upstream_code = failure.upstream_code.as_deref().unwrap_or(""),
+            upstream_message = failure.upstream_message.as_deref().unwrap_or(""),
+            upstream_request_id = failure.upstream_request_id.as_deref().unwrap_or(""),
+            request_body = failure
                 .request_body
                 .as_ref()
                 .map(|b| b.to_string())
@@ -266,7 +272,7 @@ impl Closer {
             "request failed"
         );
         if let Some(log) = &self.failures {
-            log.push(record);
+            log.push(failure);
         }
     }
 }
