@@ -22,19 +22,25 @@ use tokio::time::Instant;
 
 use crate::config::{ms, CircuitConfig, Config, PacingConfig, DEFAULT_UPSTREAM};
 use crate::metrics::Metrics;
-use crate::ratelimit::advertised::Advertised;
 use crate::routing::{
-    Admission, Circuit, CircuitState, Pacer, Plan, Reservation, RoutingTable, Target, Transition,
+    Admission, Circuit, CircuitState, Pacer, Plan, RoutingTable, Target, Transition,
 };
 use crate::taxonomy::Kind;
 
 use super::egress::{process_env, tls_config};
-use crate::fleet::{instant_of, unix_of, Event, Fleet, Listener, Take};
+use super::upstream::{Upstream, UpstreamError, UpstreamSettings};
+use crate::fleet::{Fleet, Listener};
+
+mod permit;
+mod remote;
+mod state;
+
+pub use permit::Permit;
+use state::{circuit_verdict, register, TargetState};
 
 /// How long a replica that lost the fleet's probe race waits before it
 /// asks again (the winner's outcome usually arrives first).
 const PROBE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
-use super::upstream::{Upstream, UpstreamError, UpstreamSettings};
 
 /// Why targets could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +51,6 @@ pub enum TargetsError {
     Routing(String, String),
     #[error("{0}")]
     Fleet(String),
-}
-
-/// One target's circuit and pacer, and what reports on them.
-struct TargetState {
-    label: Arc<str>,
-    circuit: Circuit,
-    pacer: Pacer,
-    metrics: Arc<Metrics>,
-    /// Fleet mode: what this target learns is shared.
-    fleet: Option<Arc<Fleet>>,
 }
 
 /// Every target's live state.
@@ -72,37 +68,6 @@ pub struct Targets {
     pacing: PacingConfig,
     metrics: Arc<Metrics>,
     fleet: Option<Arc<Fleet>>,
-}
-
-/// What a circuit makes of an attempt's kind: `Some(true)` the target is
-/// up, `Some(false)` it is failing, `None` it says nothing about the target.
-fn circuit_verdict(kind: Kind) -> Option<bool> {
-    match kind {
-        // The target itself is failing.
-        Kind::ServerError | Kind::Timeout | Kind::ConnectError | Kind::BadUpstreamResponse => {
-            Some(false)
-        }
-        // It answered; whatever the answer, it is up.
-        Kind::Ok
-        | Kind::BadRequest
-        | Kind::ContextLengthExceeded
-        | Kind::Unauthorized
-        | Kind::Forbidden
-        | Kind::QuotaExceeded
-        | Kind::NotFound
-        | Kind::PayloadTooLarge
-        | Kind::ContentFilter
-        | Kind::Length
-        | Kind::EmptyData
-        | Kind::EmptyContent
-        | Kind::InvalidJson
-        | Kind::SchemaMismatch
-        | Kind::StreamTruncated
-        | Kind::MalformedEvent => Some(true),
-        // Rate limits are the pacer's business, not a sign of an outage; the
-        // gateway's own kinds say nothing about the target.
-        Kind::RateLimited | Kind::Overloaded | Kind::ClientClosed | Kind::Shutdown => None,
-    }
 }
 
 impl Targets {
@@ -371,285 +336,5 @@ impl Targets {
             done: false,
             fleet_probe: false,
         })
-    }
-}
-
-/// Every target's series exist from the start (at 0), so rates and
-/// dashboards have a value before the first event.
-fn register(metrics: &Metrics, label: &str) {
-    metrics.target_state.with_label_values(&[label]).set(0);
-    metrics.pacing_waits.with_label_values(&[label]).inc_by(0);
-    for (from, to) in [
-        (CircuitState::Closed, CircuitState::Open),
-        (CircuitState::Open, CircuitState::HalfOpen),
-        (CircuitState::HalfOpen, CircuitState::Closed),
-        (CircuitState::HalfOpen, CircuitState::Open),
-    ] {
-        metrics
-            .circuit_transitions
-            .with_label_values(&[label, from.as_str(), to.as_str()])
-            .inc_by(0);
-    }
-}
-
-impl TargetState {
-    /// A change of this replica's own making: reported, and told to the
-    /// fleet.
-    fn transition(&self, t: Transition) {
-        self.report(t);
-        let Some(fleet) = &self.fleet else {
-            return;
-        };
-        match (t.from, t.to) {
-            (_, CircuitState::Open) => {
-                if let Some((until, next_cooldown)) = self.circuit.opened() {
-                    fleet.publish(Event::Open {
-                        target: self.label.to_string(),
-                        until_ms: unix_of(until),
-                        next_cooldown_ms: u64::try_from(next_cooldown.as_millis())
-                            .unwrap_or(u64::MAX),
-                    });
-                }
-            }
-            (CircuitState::HalfOpen, CircuitState::Closed) => fleet.publish(Event::Closed {
-                target: self.label.to_string(),
-            }),
-            _ => {}
-        }
-    }
-
-    /// The log line and the metrics of a transition.
-    fn report(&self, t: Transition) {
-        let label = &*self.label;
-        tracing::warn!(
-            circuit = label,
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            "circuit state changed"
-        );
-        self.metrics
-            .circuit_transitions
-            .with_label_values(&[label, t.from.as_str(), t.to.as_str()])
-            .inc();
-        self.metrics
-            .target_state
-            .with_label_values(&[label])
-            .set(t.to.as_gauge());
-    }
-}
-
-/// The right to send one attempt to a target: see the module doc.
-pub struct Permit {
-    state: Arc<TargetState>,
-    /// The circuit counts this attempt's outcome.
-    breaking: bool,
-    /// This attempt is the half-open circuit's probe.
-    probe: bool,
-    /// A request of the pacer's advertised remainder was taken.
-    slot: bool,
-    /// The outcome was recorded.
-    done: bool,
-    /// This replica holds the fleet's probe lock for the target.
-    fleet_probe: bool,
-}
-
-impl Permit {
-    /// The target's label.
-    pub fn label(&self) -> &Arc<str> {
-        &self.state.label
-    }
-
-    /// Asks the target's pacer for room, waiting for a reset when told to.
-    /// `Err(until)` when the wait would be too long (queue full, past
-    /// `max_wait_ms` or the deadline).
-    pub async fn pace(&mut self, deadline: Instant) -> Result<(), Instant> {
-        let pacer = &self.state.pacer;
-        let mut counted = false;
-        loop {
-            match pacer.reserve(Instant::now(), deadline) {
-                Reservation::Go => {
-                    self.slot = true;
-                    // A tight window is the fleet's to count.
-                    let Some(until) = self.fleet_says_wait().await else {
-                        return Ok(());
-                    };
-                    self.state.pacer.give_back();
-                    self.slot = false;
-                    let now = Instant::now();
-                    if until >= deadline || until.saturating_duration_since(now) > pacer.max_wait()
-                    {
-                        return Err(until);
-                    }
-                    tokio::time::sleep_until(until).await;
-                }
-                Reservation::Refuse { until } => return Err(until),
-                Reservation::Wait(at) => {
-                    if !counted {
-                        counted = true;
-                        self.state
-                            .metrics
-                            .pacing_waits
-                            .with_label_values(&[&*self.state.label])
-                            .inc();
-                    }
-                    // Cancel the place in the queue if this request goes away.
-                    let guard = WaitGuard {
-                        pacer,
-                        at,
-                        done: false,
-                    };
-                    tokio::time::sleep_until(at).await;
-                    guard.finish();
-                }
-            }
-        }
-    }
-
-    /// Fleet mode, in a tight window: takes one request from the fleet's
-    /// count. `Some(reset)`: the fleet's count is spent until then.
-    async fn fleet_says_wait(&self) -> Option<Instant> {
-        let fleet = self.state.fleet.as_ref().filter(|f| f.is_connected())?;
-        let until = self
-            .state
-            .pacer
-            .tight(Instant::now(), fleet.shared_pacing_below)?;
-        match fleet.take(&self.state.label).await {
-            Take::Exhausted => Some(until),
-            Take::Taken | Take::Unknown => None,
-        }
-    }
-
-    /// Records how the attempt went: the circuit's verdict (when it
-    /// counts) and the rate limits the answer advertised.
-    pub fn record(mut self, kind: Kind, advertised: &Advertised) {
-        self.done = true;
-        let state = &self.state;
-        let now = Instant::now();
-        if self.breaking {
-            match circuit_verdict(kind) {
-                Some(up) => {
-                    if let Some(t) = state.circuit.record(up, now) {
-                        state.transition(t);
-                    }
-                }
-                None => state.circuit.release_probe(),
-            }
-        }
-        if self.fleet_probe {
-            if let Some(fleet) = &state.fleet {
-                // A failed probe reopened the circuit: the lock lasts the
-                // new cool-down. Otherwise it is given back.
-                match state.circuit.opened() {
-                    Some((until, _)) => {
-                        fleet.hold_probe(&state.label, until.saturating_duration_since(now))
-                    }
-                    None => fleet.release_probe(&state.label),
-                }
-            }
-        }
-        if advertised.is_empty() {
-            return;
-        }
-        state.pacer.observe(advertised, now);
-        if let Some(fleet) = &state.fleet {
-            match state.pacer.requests_window(now) {
-                Some((remaining, reset_at)) if remaining <= fleet.shared_pacing_below => {
-                    fleet.observe(&state.label, remaining, reset_at - now);
-                }
-                Some(_) | None => {}
-            }
-        }
-        let (requests, tokens) = state.pacer.snapshot(now);
-        for (kind, value) in [("requests", requests), ("tokens", tokens)] {
-            if let Some(v) = value {
-                state
-                    .metrics
-                    .ratelimit_remaining
-                    .with_label_values(&[&*state.label, kind])
-                    .set(i64::try_from(v).unwrap_or(i64::MAX));
-            }
-        }
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if self.probe {
-            self.state.circuit.release_probe();
-        }
-        if self.fleet_probe {
-            if let Some(fleet) = &self.state.fleet {
-                fleet.release_probe(&self.state.label);
-            }
-        }
-        if self.slot {
-            self.state.pacer.give_back();
-        }
-    }
-}
-
-impl Listener for Targets {
-    /// What another replica learnt, applied to this one's state.
-    fn apply(&self, event: &Event) {
-        let name = match event {
-            Event::Open { .. } => "open",
-            Event::Closed { .. } => "closed",
-            Event::Tight { .. } => "tight",
-        };
-        self.metrics.fleet_events.with_label_values(&[name]).inc();
-        match event {
-            Event::Open {
-                target,
-                until_ms,
-                next_cooldown_ms,
-            } => {
-                let Some(state) = self.by_label(target) else {
-                    return;
-                };
-                let until = instant_of(*until_ms);
-                let next = std::time::Duration::from_millis(*next_cooldown_ms);
-                if let Some(t) = state.circuit.open_remote(until, next) {
-                    state.report(t);
-                }
-            }
-            Event::Closed { target } => {
-                let Some(state) = self.by_label(target) else {
-                    return;
-                };
-                if let Some(t) = state.circuit.close_remote() {
-                    state.report(t);
-                }
-            }
-            Event::Tight { target, reset_ms } => {
-                if let Some(state) = self.by_label(target) {
-                    state.pacer.mark_tight(instant_of(*reset_ms));
-                }
-            }
-        }
-    }
-}
-
-/// Gives a pacer's queue place back when a waiting request is dropped.
-struct WaitGuard<'a> {
-    pacer: &'a Pacer,
-    at: Instant,
-    done: bool,
-}
-
-impl WaitGuard<'_> {
-    /// The wait ran its course: past `at` the pacer has let the place go.
-    fn finish(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for WaitGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.pacer.cancel_wait(self.at);
-        }
     }
 }

@@ -16,27 +16,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
-use tower::{Service, ServiceExt};
-use tracing::Instrument;
+use tower::Service;
 
-use crate::attempt::{
-    AnswerBody, Attempt, AttemptRequest, Call, Chain, Continuation, Purpose, Resumed, Tally,
-};
+use crate::attempt::{Attempt, AttemptRequest, Call, Tally};
 use crate::config::{ms, RetryConfig};
-use crate::inspect::StreamEnd;
 use crate::metrics::Metrics;
-use crate::otel::{AttemptSpan, AttemptStart};
 use crate::outcome::Outcome;
 use crate::proxy::targets::{Permit, Targets};
-use crate::record::AttemptNote;
-use crate::repair::{continuation_body, continuation_target};
 use crate::retry::backoff::full_jitter;
 use crate::retry::decide::{decide, Decision, Step, Stop};
 use crate::routing::{next_target, Target};
 use crate::taxonomy::{Class, Kind};
+
+mod launch;
+mod resume;
 
 /// The rolling window of the retry budget (CONTRACT.md: 10 s).
 const BUDGET_WINDOW: Duration = Duration::from_secs(10);
@@ -76,16 +71,6 @@ pub fn retryable(kind: Kind, actions: &crate::actions::Actions) -> bool {
         Class::Hard if kind == Kind::Overloaded => false,
         Class::Hard | Class::Soft | Class::Silent => actions.retryable(kind),
     }
-}
-
-/// An attempt sent but not yet counted (see [`RetryChain::launch`]).
-pub(super) struct Launched {
-    pub position: usize,
-    pub permit: Permit,
-    pub label: Arc<str>,
-    pub attempt: Attempt,
-    /// The attempt's span, when traced (ended when it is counted).
-    pub span: Option<AttemptSpan>,
 }
 
 /// The attempts of one request; see the module doc.
@@ -277,157 +262,6 @@ where
         }
     }
 
-    /// One attempt on the target at `position`, counted.
-    async fn attempt(
-        &mut self,
-        position: usize,
-        permit: Permit,
-        body: Bytes,
-        purpose: Purpose,
-    ) -> Attempt {
-        let launched = self.launch(position, permit, body, purpose, false, 0).await;
-        self.account(launched)
-    }
-
-    /// Sends one attempt to the target at `position` — room from its pacer,
-    /// the exchange through the inner layers — without counting it yet (a
-    /// hedge runs two at once). `await_first_token`: a stream's attempt
-    /// comes back only once its first token arrived (or it failed).
-    /// `ahead`: attempts launched and not yet counted (a hedge's primary),
-    /// so that every attempt has its own number.
-    pub(super) fn launch(
-        &self,
-        position: usize,
-        mut permit: Permit,
-        body: Bytes,
-        purpose: Purpose,
-        await_first_token: bool,
-        ahead: u32,
-    ) -> impl std::future::Future<Output = Launched> + Send + 'static {
-        let call = self.call.clone();
-        let inner = self.inner.clone();
-        let number = self.tally.attempts + 1 + ahead;
-        let target = call.facts.plan.targets.get(position).cloned();
-        let upstream = target
-            .as_ref()
-            .and_then(|t| self.shared.targets.upstream(t));
-        // The attempt's span opens now (pacing is part of the attempt).
-        let span = call
-            .trace
-            .as_ref()
-            .zip(target.as_ref().zip(upstream.as_ref()))
-            .map(|(trace, (target, upstream))| {
-                trace.attempt(&AttemptStart {
-                    number,
-                    target: permit.label(),
-                    method: &call.method,
-                    model: target.model.as_deref().or(call.facts.model.as_deref()),
-                    address: upstream.address(),
-                })
-            });
-        async move {
-            let label = permit.label().clone();
-            let (Some(target), Some(upstream)) = (target, upstream) else {
-                let failed = Attempt::failed(internal("no such target in the plan"));
-                return Launched {
-                    position,
-                    permit,
-                    label,
-                    attempt: failed,
-                    span,
-                };
-            };
-            let facts = &call.facts;
-            // Hold back rather than fire into a 429 when the target said it
-            // is about to run out before its reset.
-            let attempt = match permit.pace(facts.deadline).await {
-                Err(until) => Attempt::failed(Outcome {
-                    retry_after: Some(until.saturating_duration_since(Instant::now())),
-                    unsent: true,
-                    ..Outcome::gateway(
-                        Kind::RateLimited,
-                        format!(
-                            "held back by the gateway: {label} advertised no requests left before its rate-limit reset"
-                        ),
-                    )
-                }),
-                Ok(()) => {
-                    let stream = facts.stream || purpose == Purpose::Continuation;
-                    let first_token = target.first_token_timeout.filter(|_| stream);
-                    let req = AttemptRequest {
-                        call: call.clone(),
-                        number,
-                        position,
-                        label: label.clone(),
-                        // No headers within the first-token limit: no token either.
-                        first_byte_timeout: first_token
-                            .map_or(upstream.first_byte_timeout, |t| t.min(upstream.first_byte_timeout)),
-                        first_token_timeout: first_token,
-                        await_first_token: await_first_token && stream,
-                        upstream,
-                        body,
-                        purpose,
-                        trace: span.as_ref().map(|s| s.headers().clone()),
-                    };
-                    let Ok(attempt) = inner.oneshot(req).await;
-                    attempt
-                }
-            };
-            Launched {
-                position,
-                permit,
-                label,
-                attempt,
-                span,
-            }
-        }
-    }
-
-    /// Counts a finished attempt everywhere: the circuit and the pacer
-    /// (through its permit), the tally, the metrics, the record, and its
-    /// span — which the watcher of a stream that goes out ends instead,
-    /// when the stream ends.
-    pub(super) fn account(&mut self, launched: Launched) -> Attempt {
-        let Launched {
-            position,
-            permit,
-            label,
-            mut attempt,
-            span,
-        } = launched;
-        let facts = &self.call.facts;
-        let kind = attempt.outcome.kind;
-        permit.record(kind, &attempt.advertised);
-        self.position = position;
-        self.tally.attempts += 1;
-        self.tally.kinds.push(kind);
-        self.tally.target = Some(label.clone());
-        let metrics = &self.shared.metrics;
-        metrics.record_attempt(facts.route, kind);
-        if let Some(first_byte) = attempt.first_byte {
-            metrics
-                .upstream_first_byte
-                .with_label_values(&[facts.route])
-                .observe(first_byte.as_secs_f64());
-        }
-        self.call.record.push_attempt(AttemptNote {
-            kind,
-            target: label,
-        });
-        if let Some(mut span) = span {
-            if let Some(findings) = &attempt.findings {
-                span.answered(findings);
-            }
-            match attempt.response.as_mut().map(http::Response::body_mut) {
-                Some(AnswerBody::Watched(stream)) => stream.follow(span),
-                Some(AnswerBody::Plain(_)) | None => {
-                    span.end(&attempt.outcome, &self.call.facts.secrets)
-                }
-            }
-        }
-        attempt
-    }
-
     pub(super) fn call(&self) -> &Arc<Call> {
         &self.call
     }
@@ -503,108 +337,6 @@ where
             .with_label_values(&[route, kind.as_str()])
             .inc();
         true
-    }
-
-    /// Stream repair: continuation attempts on the prefill-capable targets
-    /// after the one that broke off — never the one that stalled (a cut may
-    /// continue where it happened, when that target accepts a prefill) —
-    /// while the attempts, the budget and the deadline allow; circuits and
-    /// pacing apply as to any attempt.
-    async fn continue_stream(&mut self, cut: Continuation) -> Option<Resumed> {
-        let facts = self.call.facts.clone();
-        if !facts.plan.repair_streams {
-            return None;
-        }
-        let stalled = cut.cause == StreamEnd::Idle;
-        let mut from = if stalled {
-            self.position + 1
-        } else {
-            self.position
-        };
-        while self.tally.attempts < self.shared.retry.max_attempts
-            && Instant::now() < facts.deadline
-        {
-            let position = continuation_target(&facts.plan, from)?;
-            from = position + 1;
-            let target = facts.plan.targets.get(position)?;
-            let mut permit = None;
-            if !admit(
-                &self.shared.targets,
-                target,
-                circuit_model(&facts),
-                self.breaking,
-                &mut permit,
-            ) {
-                continue;
-            }
-            let Some(permit) = self.shared.targets.confirm(permit?).await else {
-                continue;
-            };
-            let request = serde_json::from_slice::<serde_json::Value>(&self.call.body).ok()?;
-            let body = continuation_body(&request, &cut.partial, target.model.as_deref())?;
-            if !self.spend_budget(Kind::StreamTruncated) {
-                return None;
-            }
-            let attempt = self
-                .attempt(position, permit, body, Purpose::Continuation)
-                .await;
-            let label = self.tally.target.clone()?;
-            match attempt.response.map(http::Response::into_body) {
-                Some(AnswerBody::Plain(body)) if attempt.outcome.is_ok() => {
-                    self.shared
-                        .metrics
-                        .stream_repairs
-                        .with_label_values(&[facts.route])
-                        .inc();
-                    tracing::info!(to = &*label, position, cause = ?cut.cause, "continuing a cut stream with a prefill");
-                    return Some(Resumed {
-                        body,
-                        target: label,
-                    });
-                }
-                Some(_) | None => {
-                    tracing::info!(kind = %attempt.outcome.kind, to = &*label, "a continuation of the cut stream failed");
-                }
-            }
-        }
-        None
-    }
-}
-
-impl<S> Chain for RetryChain<S>
-where
-    S: Service<AttemptRequest, Response = Attempt, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    fn tally(&self) -> &Tally {
-        &self.tally
-    }
-
-    fn max_attempts(&self) -> u32 {
-        self.shared.retry.max_attempts
-    }
-
-    fn broke(&mut self, cause: StreamEnd) {
-        let facts = &self.call.facts;
-        if !self.breaking {
-            return;
-        }
-        let kind = match cause {
-            StreamEnd::Idle => Kind::Timeout,
-            StreamEnd::Cut | StreamEnd::Eof | StreamEnd::Done => Kind::ConnectError,
-        };
-        if let Some(target) = facts.plan.targets.get(self.position) {
-            self.shared
-                .targets
-                .late_failure(target, circuit_model(facts), kind);
-        }
-    }
-
-    fn resume(&mut self, cut: Continuation) -> BoxFuture<'_, Option<Resumed>> {
-        // The continuation runs while the client reads the body, outside
-        // the request's task: its log lines still belong to the request.
-        let span = self.span.clone();
-        Box::pin(self.continue_stream(cut).instrument(span))
     }
 }
 
