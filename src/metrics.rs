@@ -13,6 +13,10 @@ use prometheus::{
 
 use crate::taxonomy::Kind;
 
+mod handles;
+
+use handles::Handles;
+
 /// Buckets for LLM latencies: 50 ms to 10 min.
 const DURATION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
@@ -35,6 +39,8 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     pub malformed_events: IntCounterVec,
     pub uninspected: IntCounterVec,
+    /// The per-request series, resolved once.
+    handles: Handles,
     pub target_state: IntGaugeVec,
     pub fallbacks: IntCounterVec,
     pub circuit_transitions: IntCounterVec,
@@ -238,6 +244,7 @@ impl Metrics {
             tokens,
             malformed_events,
             uninspected,
+            handles: Handles::new(),
             target_state,
             fallbacks,
             circuit_transitions,
@@ -278,16 +285,25 @@ impl Metrics {
         self.requests
             .with_label_values(&[route, model, class.as_str(), kind.as_str()])
             .inc();
-        self.request_duration
-            .with_label_values(&[route, class.as_str()])
-            .observe(seconds);
+        self.handles
+            .duration(&self.request_duration, route, class, seconds);
+    }
+
+    /// One more (or one fewer) request in flight on `route`.
+    pub fn inflight_add(&self, route: &str, delta: i64) {
+        self.handles
+            .inflight(&self.inflight, route, |g| g.add(delta));
+    }
+
+    /// How long an upstream took to its first byte.
+    pub fn record_first_byte(&self, route: &str, seconds: f64) {
+        self.handles
+            .first_byte(&self.upstream_first_byte, route, seconds);
     }
 
     /// Counts one upstream attempt by its outcome.
     pub fn record_attempt(&self, route: &str, kind: Kind) {
-        self.upstream_attempts
-            .with_label_values(&[route, kind.class().as_str(), kind.as_str()])
-            .inc();
+        self.handles.attempt(&self.upstream_attempts, route, kind);
     }
 
     /// Counts one finish_reason (bounded label).

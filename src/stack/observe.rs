@@ -122,7 +122,7 @@ where
             req.extensions_mut().insert(trace);
             otel_span
         });
-        self.metrics.inflight.with_label_values(&[route]).inc();
+        self.metrics.inflight_add(route, 1);
         let closer = Closer {
             record,
             metrics: self.metrics.clone(),
@@ -212,7 +212,7 @@ impl Closer {
         };
         let (attempts, last_target) = record.attempts_made();
         let kind = last.outcome.kind;
-        self.metrics.inflight.with_label_values(&[route]).dec();
+        self.metrics.inflight_add(route, -1);
         self.metrics
             .record_request(route, &model, kind, elapsed.as_secs_f64());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;

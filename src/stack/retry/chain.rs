@@ -200,12 +200,16 @@ where
                 retryable: retryable(kind, &facts.actions) || attempt.outcome.transient,
                 defer_to_client,
                 creates: facts.creates,
-                backoff: full_jitter(
-                    attempts.saturating_sub(1),
-                    ms(retry.base_delay_ms),
-                    ms(retry.max_delay_ms),
-                    &mut rand::rng(),
-                ),
+                // Drawn only when another attempt is possible at all.
+                backoff: match may_continue {
+                    true => full_jitter(
+                        attempts.saturating_sub(1),
+                        ms(retry.base_delay_ms),
+                        ms(retry.max_delay_ms),
+                        &mut rand::rng(),
+                    ),
+                    false => Duration::ZERO,
+                },
                 max_retry_after: ms(retry.max_retry_after_ms),
                 remaining,
                 fallback,

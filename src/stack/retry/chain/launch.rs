@@ -161,10 +161,7 @@ where
         let metrics = &self.shared.metrics;
         metrics.record_attempt(facts.route, kind);
         if let Some(first_byte) = attempt.first_byte {
-            metrics
-                .upstream_first_byte
-                .with_label_values(&[facts.route])
-                .observe(first_byte.as_secs_f64());
+            metrics.record_first_byte(facts.route, first_byte.as_secs_f64());
         }
         self.call.record.push_attempt(AttemptNote {
             kind,
