@@ -29,15 +29,18 @@
 //! one `attempt::AttemptRequest` per attempt; up come `attempt::Attempt`
 //! and the chain's `attempt::Exchange`. `docs/architecture.md` draws it.
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use http::{header, Response, StatusCode};
-use tower::ServiceBuilder;
+use futures_util::future::{ready, Either, Ready};
+use http::{header, Request, Response, StatusCode};
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::actions::{ActionTable, Actions};
@@ -153,8 +156,10 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         .route("/debug/failures", get(debug_failures));
     let router = ops_routes
         .clone()
-        .route_service("/v1/{*rest}", proxy)
-        .fallback(not_found)
+        .fallback_service(ApiOnly {
+            proxy,
+            hint_in_message: config.envelope.hint_in_message,
+        })
         .with_state(ops.clone());
     let ops_router = ops_routes.fallback(not_found).with_state(ops);
     Ok(App {
@@ -208,14 +213,50 @@ async fn debug_failures(State(ops): State<Ops>, headers: http::HeaderMap) -> Res
 /// Paths outside `/v1` and the ops endpoints: a 404 envelope that says where
 /// the API lives.
 async fn not_found(State(ops): State<Ops>, uri: http::Uri) -> Response<Body> {
+    not_found_answer(uri.path(), ops.hint_in_message)
+}
+
+fn not_found_answer(path: &str, hint_in_message: bool) -> Response<Body> {
     let outcome = Outcome::gateway(
         Kind::NotFound,
         format!(
-            "backstop serves the OpenAI API under /v1/ (got {}): set the SDK's base_url to http://<gateway>/v1",
-            uri.path()
+            "backstop serves the OpenAI API under /v1/ (got {path}): set the SDK's base_url to http://<gateway>/v1"
         ),
     );
-    gateway_envelope(&outcome, ops.hint_in_message)
+    gateway_envelope(&outcome, hint_in_message)
+}
+
+/// Everything the ops routes do not take: a path under `/v1/` goes to the
+/// proxy stack, anything else gets the not-found envelope. A fallback
+/// rather than a `/v1/{*rest}` route: the path is forwarded as it came, so
+/// nothing needs capturing — a captured parameter costs allocations on
+/// every request.
+#[derive(Clone)]
+struct ApiOnly<P> {
+    proxy: P,
+    hint_in_message: bool,
+}
+
+impl<P> Service<Request<Body>> for ApiOnly<P>
+where
+    P: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<P::Future, Ready<Result<Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.proxy.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let path = req.uri().path();
+        if path.len() > "/v1/".len() && path.starts_with("/v1/") {
+            Either::Left(self.proxy.call(req))
+        } else {
+            Either::Right(ready(Ok(not_found_answer(path, self.hint_in_message))))
+        }
+    }
 }
 
 fn panic_answer(

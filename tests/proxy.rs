@@ -420,6 +420,41 @@ async fn ops_endpoints_answer() {
 }
 
 #[tokio::test]
+async fn only_paths_under_v1_reach_the_upstream() {
+    let up = Scripted::start(|_, _| Answer::json(200, COMPLETION)).await;
+    let gw = gateway(&up.base_url(), |_| {}).await;
+    let c = client();
+    let base = format!("http://{}", gw.addr);
+    for path in [
+        "/chat/completions",
+        "/v1",
+        "/v1/",
+        "/v2/models",
+        "/v1x/models",
+        "/",
+    ] {
+        let resp = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["backstop"]["kind"], "not_found", "{path}");
+        assert_eq!(
+            body["error"]["message"].as_str().unwrap().split(" [backstop:").next(),
+            Some(
+                format!(
+                    "backstop serves the OpenAI API under /v1/ (got {path}): set the SDK's base_url to http://<gateway>/v1"
+                )
+                .as_str()
+            ),
+            "{path}"
+        );
+    }
+    assert_eq!(up.count(), 0);
+    let resp = c.get(format!("{base}/v1/models")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test]
 async fn the_configured_key_can_replace_the_clients() {
     let up = Scripted::start(|_, _| Answer::json(200, "{}")).await;
     let gw = gateway(&up.base_url(), |c| {
