@@ -8,100 +8,15 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use backstop::config::{Action, Config};
+use backstop::config::Action;
 use backstop::server::Running;
 use backstop_mock::{MockConfig, MockServer};
+use common::scenario::{call, set, setup};
 use common::{client, gateway};
 use serde_json::{json, Value};
 
-static KEYS: AtomicUsize = AtomicUsize::new(0);
-
-fn key() -> String {
-    format!("r{}", KEYS.fetch_add(1, Ordering::SeqCst))
-}
-
 const ROUTE: &str = "/v1/responses";
 const MODEL: &str = "gpt-resp";
-
-/// What the client got.
-#[derive(Debug)]
-struct Got {
-    status: u16,
-    kind: String,
-    attempts: String,
-    body: String,
-    hits: u64,
-}
-
-impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// The SSE events as (name, data), in order.
-    fn events(&self) -> Vec<(String, String)> {
-        self.body
-            .split("\n\n")
-            .filter(|e| !e.trim().is_empty())
-            .map(|e| {
-                let mut name = String::new();
-                let mut data = String::new();
-                for line in e.lines() {
-                    if let Some(n) = line.strip_prefix("event: ") {
-                        name = n.to_string();
-                    } else if let Some(d) = line.strip_prefix("data: ") {
-                        data = d.to_string();
-                    }
-                }
-                (name, data)
-            })
-            .collect()
-    }
-
-    fn last_event(&self) -> (String, Value) {
-        let (name, data) = self.events().pop().expect("an event");
-        (name, serde_json::from_str(&data).unwrap_or(Value::Null))
-    }
-}
-
-async fn setup(tweak: impl FnOnce(&mut Config)) -> (MockServer, Running) {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let gw = gateway(&mock.base_url(), tweak).await;
-    (mock, gw)
-}
-
-async fn call(mock: &MockServer, gw: &Running, path: &str, body: &Value, scenario: &str) -> Got {
-    let k = key();
-    let resp = client()
-        .post(format!("{}{path}", gw.base_url()))
-        .header("x-mock-scenario", scenario)
-        .header("x-mock-key", &k)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    let (status, kind, attempts) = (
-        resp.status().as_u16(),
-        header("x-backstop-kind"),
-        header("x-backstop-attempts"),
-    );
-    let body = resp.text().await.unwrap();
-    Got {
-        status,
-        kind,
-        attempts,
-        body,
-        hits: mock.hits(&k),
-    }
-}
 
 fn request(stream: bool) -> Value {
     json!({"model": MODEL, "input": "hi", "stream": stream})
@@ -118,19 +33,6 @@ fn json_schema(stream: bool) -> Value {
     b["text"] = json!({"format": {"type": "json_schema", "name": "a", "strict": true, "schema": {
         "type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}}});
     b
-}
-
-fn set(config: &mut Config, kind: &str, policy: Action) {
-    let i = &mut config.inspect;
-    match kind {
-        "content_filter" => i.content_filter = policy,
-        "length" => i.length = policy,
-        "empty_content" => i.empty_content = policy,
-        "invalid_json" => i.invalid_json = policy,
-        "schema_mismatch" => i.schema_mismatch = policy,
-        "stream_truncated" => i.stream_truncated = policy,
-        other => panic!("{other}"),
-    }
 }
 
 fn counter(gw: &Running, class: &str, kind: &str) -> u64 {
@@ -306,7 +208,7 @@ async fn a_clean_stream_keeps_its_event_names_and_gets_no_done() {
     let (mock, gw) = setup(|_| {}).await;
     let got = call(&mock, &gw, "/responses", &request(true), "ok").await;
     assert_eq!((got.status, got.kind.as_str(), got.hits), (200, "ok", 1));
-    let names: Vec<String> = got.events().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = got.named_events().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names.first().unwrap(), "response.created");
     assert_eq!(names.last().unwrap(), "response.completed");
     assert!(
@@ -314,7 +216,7 @@ async fn a_clean_stream_keeps_its_event_names_and_gets_no_done() {
         "the Responses API has no [DONE]"
     );
     let text: String = got
-        .events()
+        .named_events()
         .iter()
         .filter(|(n, _)| n == "response.output_text.delta")
         .map(|(_, d)| {

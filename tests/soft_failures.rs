@@ -6,75 +6,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use backstop::config::{Action, Config};
-use backstop::server::Running;
-use backstop_mock::{MockConfig, MockServer};
-use common::{client, gateway};
+use backstop::config::Action;
+use common::client;
+use common::scenario::{call, key, set, setup};
 use serde_json::{json, Value};
-
-static KEYS: AtomicUsize = AtomicUsize::new(0);
-
-fn key() -> String {
-    format!("k{}", KEYS.fetch_add(1, Ordering::SeqCst))
-}
-
-/// What the client got.
-#[derive(Debug)]
-struct Got {
-    status: u16,
-    kind: String,
-    attempts: String,
-    body: String,
-    hits: u64,
-}
-
-impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// The SSE events' data, in order.
-    fn events(&self) -> Vec<String> {
-        self.body
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-async fn call(mock: &MockServer, gw: &Running, path: &str, body: Value, scenario: &str) -> Got {
-    let k = key();
-    let resp = client()
-        .post(format!("{}{path}", gw.base_url()))
-        .header("x-mock-scenario", scenario)
-        .header("x-mock-key", &k)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    let (status, kind, attempts) = (
-        resp.status().as_u16(),
-        header("x-backstop-kind"),
-        header("x-backstop-attempts"),
-    );
-    let body = resp.text().await.unwrap();
-    Got {
-        status,
-        kind,
-        attempts,
-        body,
-        hits: mock.hits(&k),
-    }
-}
 
 fn chat(stream: bool) -> Value {
     json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "stream": stream})
@@ -91,26 +26,6 @@ fn schema_mode(stream: bool) -> Value {
     b["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "a", "schema": {
         "type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}}});
     b
-}
-
-async fn setup(tweak: impl FnOnce(&mut Config)) -> (MockServer, Running) {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let gw = gateway(&mock.base_url(), tweak).await;
-    (mock, gw)
-}
-
-fn set(config: &mut Config, kind: &str, policy: Action) {
-    let i = &mut config.inspect;
-    match kind {
-        "content_filter" => i.content_filter = policy,
-        "length" => i.length = policy,
-        "empty_data" => i.empty_data = policy,
-        "empty_content" => i.empty_content = policy,
-        "invalid_json" => i.invalid_json = policy,
-        "schema_mismatch" => i.schema_mismatch = policy,
-        "stream_truncated" => i.stream_truncated = policy,
-        other => panic!("{other}"),
-    }
 }
 
 /// (kind, scenario that produces it, request body)
