@@ -9,6 +9,7 @@ mod otel;
 mod routing;
 mod secret;
 mod sections;
+mod url;
 mod validate;
 mod validate_routing;
 mod warnings;

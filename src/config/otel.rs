@@ -238,18 +238,7 @@ impl OtelConfig {
 
 /// An OTLP endpoint: an http(s) URL with a host.
 fn check_endpoint(url: &str) -> Result<(), String> {
-    let parsed: http::Uri = url
-        .trim()
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    match parsed.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(format!("{url:?} must start with http:// or https://")),
-    }
-    if parsed.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(())
+    super::url::check_http_url(url.trim()).map(drop)
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `name=value` pairs separated by commas,

@@ -227,16 +227,7 @@ pub fn check_ca_file(path: &str) -> Result<(), String> {
 
 /// An upstream base URL: http(s), a host, no query string.
 pub fn check_url(url: &str) -> Result<(), String> {
-    let parsed: http::Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    match parsed.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(format!("{url:?} must start with http:// or https://")),
-    }
-    if parsed.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
+    let parsed = super::url::check_http_url(url)?;
     if parsed.query().is_some() {
         return Err(format!("{url:?} must not have a query string"));
     }
