@@ -309,14 +309,7 @@ impl Targets {
         } else {
             false
         };
-        Some(Permit {
-            state,
-            breaking,
-            probe,
-            slot: false,
-            done: false,
-            fleet_probe: false,
-        })
+        Some(Permit::new(state, breaking, probe))
     }
 
     /// A permit for another attempt on the same target, whatever its
@@ -328,13 +321,6 @@ impl Targets {
         breaking: bool,
     ) -> Option<Permit> {
         let state = self.state(target, client_model)?;
-        Some(Permit {
-            state,
-            breaking,
-            probe: false,
-            slot: false,
-            done: false,
-            fleet_probe: false,
-        })
+        Some(Permit::new(state, breaking, false))
     }
 }

@@ -29,6 +29,18 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// A permit on `state`; `probe`: the half-open circuit's probe.
+    pub(super) fn new(state: Arc<TargetState>, breaking: bool, probe: bool) -> Permit {
+        Permit {
+            state,
+            breaking,
+            probe,
+            slot: false,
+            done: false,
+            fleet_probe: false,
+        }
+    }
+
     /// The target's label.
     pub fn label(&self) -> &Arc<str> {
         &self.state.label

@@ -33,6 +33,8 @@ where
         if !facts.plan.repair_streams {
             return None;
         }
+        // The client's request, read once for every continuation tried.
+        let request = serde_json::from_slice::<serde_json::Value>(&self.call.body).ok()?;
         let stalled = cut.cause == StreamEnd::Idle;
         let mut from = if stalled {
             self.position + 1
@@ -58,7 +60,6 @@ where
             let Some(permit) = self.shared.targets.confirm(permit?).await else {
                 continue;
             };
-            let request = serde_json::from_slice::<serde_json::Value>(&self.call.body).ok()?;
             let body = continuation_body(&request, &cut.partial, target.model.as_deref())?;
             if !self.spend_budget(Kind::StreamTruncated) {
                 return None;
