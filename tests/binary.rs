@@ -79,19 +79,7 @@ fn spawn(env: &[(&str, &str)]) -> Gateway {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // Text: "backstop listening on URL"; JSON mode: a record with `url`.
-    let base = match serde_json::from_str::<serde_json::Value>(&line) {
-        Ok(record) => record["url"].as_str().unwrap().to_string(),
-        Err(_) => line
-            .trim()
-            .strip_prefix("backstop listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string(),
-    };
+    let base = common::listening_on(&mut child);
     Gateway { child, base }
 }
 

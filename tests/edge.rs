@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -275,15 +274,7 @@ async fn five_megabytes_of_role_only_chunks_pass_in_bounded_memory() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("backstop listening on ")
-        .unwrap()
-        .to_string();
+    let addr = common::listening_on(&mut child);
     let pid = child.id();
     let ask = |chunks: u64| {
         let url = format!("{addr}/v1/chat/completions");

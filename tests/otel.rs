@@ -467,7 +467,7 @@ async fn shutdown_exports_the_last_spans() {
 /// last spans before the process exits 0 — no flush from outside.
 #[tokio::test]
 async fn the_binary_exports_on_the_standard_variables_and_flushes_at_sigterm() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     use std::process::{Command, Stdio};
     const COLLECTOR_KEY: &str = "sk-otel-SECRET-77";
     let receiver = Receiver::start().await;
@@ -494,15 +494,7 @@ async fn the_binary_exports_on_the_standard_variables_and_flushes_at_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("backstop listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let base = common::listening_on(&mut child);
     let resp = client()
         .post(format!("{base}/v1/chat/completions"))
         .header("traceparent", client_traceparent())

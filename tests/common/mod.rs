@@ -7,6 +7,9 @@
 pub mod scenario;
 pub mod scripted;
 
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+
 use backstop::config::Config;
 use backstop::server::{self, Running};
 
@@ -41,4 +44,21 @@ pub fn chat(stream: bool) -> serde_json::Value {
         "messages": [{"role": "user", "content": "hi"}],
         "stream": stream,
     })
+}
+
+/// The base URL a `backstop` process printed on its first stdout line:
+/// `backstop listening on URL`, or in JSON mode a record with `url`.
+pub fn listening_on(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(record) => record["url"].as_str().unwrap().to_string(),
+        Err(_) => line
+            .trim()
+            .strip_prefix("backstop listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string(),
+    }
 }
