@@ -14,25 +14,10 @@ use std::time::{Duration, Instant};
 use backstop::config::Config;
 use backstop::server::Running;
 use backstop_mock::{MockConfig, MockServer};
-use common::scripted::{Answer, Scripted};
+use common::scripted::{completion, Answer, Scripted};
 use common::{client, gateway};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-
-fn completion(model: &str) -> String {
-    json!({"id": "c", "object": "chat.completion", "created": 1, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]})
-    .to_string()
-}
-
-/// An upstream that answers as the model it was sent.
-async fn answering() -> Scripted {
-    Scripted::start(|seen, _| {
-        let sent: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
-        Answer::json(200, &completion(sent["model"].as_str().unwrap_or("?")))
-    })
-    .await
-}
 
 /// A route for `gpt-x` over `primary` then `backup`, each a model of its own.
 fn routed(c: &mut Config, backup: &str, extra: Value) {
@@ -91,7 +76,7 @@ async fn a_short_retry_after_is_waited_out_on_the_primary() {
         }
     })
     .await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&primary.base_url(), |c| {
         routed(c, &backup.base_url(), json!({}))
     })
@@ -122,7 +107,7 @@ async fn a_lone_5xx_is_retried_on_the_primary_and_a_persistent_one_falls_over() 
         }
     })
     .await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&lone.base_url(), |c| {
         routed(c, &backup.base_url(), json!({}))
     })
@@ -135,7 +120,7 @@ async fn a_lone_5xx_is_retried_on_the_primary_and_a_persistent_one_falls_over() 
     assert_eq!((lone.count(), backup.count()), (2, 0));
     // A persistent 503: the primary twice, then the fallback.
     let down = Scripted::start(|_, _| Answer::json(503, r#"{"error":{"message":"down"}}"#)).await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&down.base_url(), |c| {
         routed(c, &backup.base_url(), json!({}))
     })
@@ -149,7 +134,7 @@ async fn a_lone_5xx_is_retried_on_the_primary_and_a_persistent_one_falls_over() 
     assert_eq!((down.count(), backup.count()), (2, 1));
     // attempts_per_target = 1: straight to the fallback.
     let down = Scripted::start(|_, _| Answer::json(503, r#"{"error":{"message":"down"}}"#)).await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&down.base_url(), |c| {
         routed(c, &backup.base_url(), json!({"attempts_per_target": 1}))
     })
@@ -169,7 +154,7 @@ async fn a_silent_primary_costs_one_timeout_then_the_fallback_answers() {
         a
     })
     .await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&silent.base_url(), |c| {
         routed(c, &backup.base_url(), json!({}));
         c.upstream.first_byte_timeout_ms = 300;
@@ -209,7 +194,7 @@ async fn a_recovered_primary_is_back_within_the_longest_cooldown() {
         })
         .await
     };
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&primary.base_url(), |c| {
         routed(c, &backup.base_url(), json!({}));
         c.circuit.consecutive_failures = 2;
@@ -265,7 +250,7 @@ async fn a_wildcard_target_has_a_circuit_per_model() {
         }
     })
     .await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&primary.base_url(), |c| {
         c.upstreams.insert(
             "backup".into(),

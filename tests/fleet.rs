@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::client;
-use common::scripted::{Answer, Scripted};
+use common::scripted::{completion, Answer, Scripted};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backstop");
@@ -183,13 +183,6 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn completion(model: &str) -> String {
-    json!({"id": "c", "object": "chat.completion", "created": 1, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-    .to_string()
 }
 
 fn routed_config(primary: &str, backup: &str, redis: &str) -> String {

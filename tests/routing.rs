@@ -11,25 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backstop::config::{Config, RouteRule, TargetEntry, UpstreamEntry};
-use common::scripted::{Answer, Scripted};
+use common::scripted::{completion, Answer, Scripted};
 use common::{client, gateway};
 use serde_json::{json, Value};
 use tokio::time::Instant;
-
-fn completion(model: &str) -> String {
-    format!(
-        r#"{{"id":"c","object":"chat.completion","created":1,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"from {model}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}}}"#
-    )
-}
-
-/// A scripted upstream answering as `model` (echoing the model it was sent).
-async fn answering() -> Scripted {
-    Scripted::start(|seen, _| {
-        let sent: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
-        Answer::json(200, &completion(sent["model"].as_str().unwrap_or("?")))
-    })
-    .await
-}
 
 fn target(upstream: &str, model: &str) -> TargetEntry {
     TargetEntry {
@@ -85,7 +70,7 @@ async fn an_outage_is_served_from_the_fallback_and_the_primary_is_probed_and_res
         })
         .await
     };
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&primary.base_url(), |c: &mut Config| {
         c.upstreams
             .insert("backup".into(), upstream(backup.base_url()));
@@ -187,7 +172,7 @@ async fn a_content_filter_rejection_is_not_routed_around_unless_named() {
         }
     })
     .await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&primary.base_url(), |c| {
         c.upstreams
             .insert("backup".into(), upstream(backup.base_url()));
@@ -227,8 +212,8 @@ async fn context_length_falls_over_only_to_a_larger_target() {
         Answer::json(400, r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#)
     })
     .await;
-    let smaller = answering().await;
-    let large = answering().await;
+    let smaller = Scripted::answering().await;
+    let large = Scripted::answering().await;
     let gw = gateway(&small.base_url(), |c| {
         c.upstreams
             .insert("smaller".into(), upstream(smaller.base_url()));
@@ -261,7 +246,7 @@ async fn a_silent_primary_is_timed_out_once_then_the_fallback_answers() {
         a
     })
     .await;
-    let backup = answering().await;
+    let backup = Scripted::answering().await;
     let gw = gateway(&silent.base_url(), |c| {
         c.upstream.first_byte_timeout_ms = 60_000;
         c.upstreams

@@ -70,7 +70,25 @@ pub struct Scripted {
     _task: tokio::task::JoinHandle<()>,
 }
 
+/// A whole chat completion from `model`.
+pub fn completion(model: &str) -> String {
+    serde_json::json!({"id": "c", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("from {model}")}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
+    .to_string()
+}
+
 impl Scripted {
+    /// An upstream answering every request as the model it was sent.
+    pub async fn answering() -> Scripted {
+        Scripted::start(|seen, _| {
+            let sent: serde_json::Value =
+                serde_json::from_slice(&seen.body).unwrap_or(serde_json::Value::Null);
+            Answer::json(200, &completion(sent["model"].as_str().unwrap_or("?")))
+        })
+        .await
+    }
+
     /// Starts a server that answers the n-th request (0-based) with `f`.
     pub async fn start(f: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static) -> Scripted {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
