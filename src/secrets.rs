@@ -193,18 +193,7 @@ fn percent_decode(value: &str) -> Result<String, ()> {
     String::from_utf8(out).map_err(|_| ())
 }
 
-/// A URL as it may be shown (a log line, an error): no userinfo, no query.
-pub fn shown_url(url: &str) -> String {
-    let without_query = url.split(['?', '#']).next().unwrap_or_default();
-    match without_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => without_query.to_string(),
-    }
-}
+pub use crate::config::shown_url;
 
 #[cfg(test)]
 mod tests {
@@ -273,17 +262,5 @@ mod tests {
         }
         assert!(constant_time_eq(b"tok", b"tok") && !constant_time_eq(b"tok", b"toc"));
         assert!(!constant_time_eq(b"tok", b"tokk"));
-    }
-
-    #[test]
-    fn a_url_is_shown_without_userinfo_or_query() {
-        let rows = [
-            ("https://u:p@host:8443/v1?key=s", "https://host:8443/v1"),
-            ("http://host/v1", "http://host/v1"),
-            ("http://host", "http://host"),
-        ];
-        for (url, shown) in rows {
-            assert_eq!(shown_url(url), shown);
-        }
     }
 }

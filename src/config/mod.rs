@@ -19,6 +19,7 @@ pub use otel::{parse_headers, OtelConfig, HTTP_PROTOBUF};
 pub use routing::*;
 pub use secret::Secret;
 pub use sections::*;
+pub use url::shown_url;
 pub use validate::{check_url, validate_overrides};
 pub use validate_routing::validate_routing;
 pub use warnings::warnings;

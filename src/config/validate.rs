@@ -229,7 +229,10 @@ pub fn check_ca_file(path: &str) -> Result<(), String> {
 pub fn check_url(url: &str) -> Result<(), String> {
     let parsed = super::url::check_http_url(url)?;
     if parsed.query().is_some() {
-        return Err(format!("{url:?} must not have a query string"));
+        let shown = super::url::shown_url(url);
+        return Err(format!(
+            "{shown:?} must not have a query string (the part after '?', not shown: it may hold a key)"
+        ));
     }
     Ok(())
 }

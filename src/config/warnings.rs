@@ -27,26 +27,11 @@ pub fn warnings(config: &Config) -> Vec<String> {
                  /v1/chat/completions goes to <url>/chat/completions. Add /v1 (e.g. \
                  https://api.openai.com/v1), or set {key}.expect_v1 = false for a provider \
                  whose base URL differs",
-                shown(url)
+                super::url::shown_url(url)
             ));
         }
     }
     out
-}
-
-/// A URL as a log may show it: no userinfo, no query.
-fn shown(url: &str) -> String {
-    match url.parse::<http::Uri>() {
-        Ok(uri) => {
-            format!(
-                "{}://{}{}",
-                uri.scheme_str().unwrap_or("http"),
-                uri.host().unwrap_or_default(),
-                uri.port().map(|p| format!(":{p}")).unwrap_or_default()
-            ) + uri.path()
-        }
-        Err(_) => "(not a URL)".into(),
-    }
 }
 
 /// Whether a base URL's path ends in `v1`, `v1beta`, `v2`, … (a trailing
@@ -99,7 +84,7 @@ mod tests {
         config.upstream.url = "https://api.openai.com".into();
         assert_eq!(
             warnings(&config),
-            ["upstream.url https://api.openai.com/ does not end in a version segment such as /v1: \
+            ["upstream.url https://api.openai.com does not end in a version segment such as /v1: \
               the client's /v1/chat/completions goes to <url>/chat/completions. Add /v1 (e.g. \
               https://api.openai.com/v1), or set upstream.expect_v1 = false for a provider whose \
               base URL differs"]

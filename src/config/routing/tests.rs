@@ -226,7 +226,7 @@ fn each_bad_value_names_its_key() {
         (
             |s| s.upstreams.get_mut("comet").unwrap().url = "https://x/v1?k=1".into(),
             "upstreams.comet.url",
-            "\"https://x/v1?k=1\" must not have a query string",
+            "\"https://x/v1\" must not have a query string (the part after '?', not shown: it may hold a key)",
         ),
         (
             |s| s.upstreams.get_mut("comet").unwrap().stream_idle_timeout_ms = Some(0),
