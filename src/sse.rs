@@ -26,7 +26,8 @@
 //! - An event longer than the cap ([`DEFAULT_MAX_EVENT_BYTES`], see
 //!   [`SseParser::with_max_event_bytes`]) is never held whole: it comes out
 //!   as one or more fragments flagged [`Oversized`], whose `data` is not
-//!   read. The caller should drop them all and count one `malformed_event`.
+//!   read. The caller forwards them as they come (their `raw` joined is the
+//!   event) without reading it.
 
 use bytes::{Buf, Bytes, BytesMut};
 

@@ -271,17 +271,58 @@ async fn a_malformed_event_is_dropped_and_the_stream_flows_on() {
         );
     }
     assert!(got.body.ends_with("data: [DONE]\n\n"));
-    let metrics = client()
+    let metrics = metrics_of(&gw).await;
+    assert!(
+        metrics.contains("backstop_malformed_events_total{route=\"/v1/chat/completions\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The gateway's metrics page.
+async fn metrics_of(gw: &backstop::server::Running) -> String {
+    client()
         .get(format!("http://{}/metrics", gw.addr))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// An SSE event past the parser's 4 MiB cap (a streamed image, say) cannot
+/// be read, but it is the client's answer: it goes out unread, byte for
+/// byte, and the stream's verdict no longer rests on the content.
+#[tokio::test]
+async fn an_event_too_large_to_read_goes_out_unread_and_the_stream_ends_clean() {
+    let (mock, gw) = setup(|_| {}).await;
+    let responses = json!({"model": "gpt-test", "input": "hi", "stream": true});
+    for (path, body) in [("/chat/completions", chat(true)), ("/responses", responses)] {
+        let got = call(&mock, &gw, path, body, "oversized:5000000:1").await;
+        assert_eq!((got.status, got.hits), (200, 1), "{path}");
+        // The big event went out whole (the Responses API repeats the text
+        // in its terminal event, past the cap too).
+        let big = got.named_events().iter().map(|(_, data)| data.len()).max();
+        let big = big.unwrap_or_default();
+        assert!(big >= 4_999_990, "{path}: the largest event is {big} bytes");
+        assert!(
+            !got.body.contains("\"error\":{"),
+            "{path}: no closing error"
+        );
+        if path == "/chat/completions" {
+            assert!(got.body.ends_with("data: [DONE]\n\n"));
+        } else {
+            assert_eq!(got.named_events().last().unwrap().0, "response.completed");
+        }
+    }
+    let metrics = metrics_of(&gw).await;
+    for route in ["/v1/chat/completions", "/v1/responses"] {
+        let line = format!("backstop_uninspected_responses_total{{route=\"{route}\"}} 1");
+        assert!(metrics.contains(&line), "{line}");
+    }
     assert!(
-        metrics.contains("backstop_malformed_events_total{route=\"/v1/chat/completions\"} 1"),
-        "{metrics}"
+        !metrics.contains("backstop_malformed_events_total{"),
+        "nothing was malformed"
     );
 }
 

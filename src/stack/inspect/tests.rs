@@ -175,6 +175,56 @@ async fn a_cut_stream_continues_through_the_chain() {
     assert_eq!(call.record.snapshot().last.unwrap().outcome.kind, Kind::Ok);
 }
 
+/// A content event past the SSE parser's cap (4 MiB).
+fn too_large_to_read() -> String {
+    hello(&"x".repeat(crate::sse::DEFAULT_MAX_EVENT_BYTES + 1))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_too_large_to_read_goes_out_and_no_content_verdict_rests_on_it() {
+    // The only content is in the unread event: judged on what was read,
+    // this answer would be empty_content and retried.
+    let chunks = vec![
+        (Duration::ZERO, chunk(ROLE, None)),
+        (Duration::from_millis(10), too_large_to_read()),
+        (Duration::from_millis(10), stop()),
+    ];
+    let (attempt, call) =
+        inspect_stream(&Config::default(), chunks.clone(), false, Purpose::Answer).await;
+    assert_eq!(attempt.outcome.kind, Kind::Ok);
+    let body = client_text(attempt, &call, FakeChain::after(1)).await;
+    let upstream: String = chunks.into_iter().map(|(_, c)| c).collect();
+    assert!(
+        body == format!("{upstream}data: [DONE]\n\n"),
+        "byte for byte"
+    );
+    let last = call.record.snapshot().last.unwrap();
+    assert_eq!((last.outcome.kind, last.status), (Kind::Ok, 200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_cut_after_an_unread_event_is_not_continued() {
+    // The route repairs streams, but the text so far is not known whole.
+    let config = testing::two_targets();
+    let chunks = vec![
+        (Duration::ZERO, chunk(ROLE, None)),
+        (Duration::ZERO, hello("Hello")),
+        (Duration::ZERO, too_large_to_read()),
+    ];
+    let (attempt, call) = inspect_stream(&config, chunks, true, Purpose::Answer).await;
+    let chain = FakeChain::after(1);
+    let asked = chain.asked.clone();
+    let body = client_text(attempt, &call, chain).await;
+    assert!(asked.lock().unwrap().is_empty(), "no continuation");
+    let last = body.rsplit("data: ").next().unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(last.trim()).unwrap();
+    assert_eq!(envelope["error"]["backstop"]["kind"], "stream_truncated");
+    assert_eq!(
+        call.record.snapshot().last.unwrap().outcome.kind,
+        Kind::StreamTruncated
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_continuation_is_handed_up_unwatched() {
     let chunks = vec![(Duration::ZERO, hello("rest"))];

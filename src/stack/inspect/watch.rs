@@ -2,6 +2,9 @@
 //! fast as it comes, while a [`StreamInspector`] reads each event. It
 //! - forwards every event's bytes unchanged (zero-copy: the parser's slices);
 //! - drops an event whose data is not JSON (`malformed_event`, counted);
+//! - forwards an event too large to read (past the parser's cap) unread, as
+//!   a whole body too large to inspect is: counted uninspected, and from
+//!   then on no verdict rests on the content (see [`StreamWatch::end`]);
 //! - ends the stream on an upstream stall longer than the idle timeout;
 //! - at the end, decides: a clean answer gets its `[DONE]` (appended if the
 //!   upstream forgot it); a truncation, an in-band error or a soft/silent
@@ -35,12 +38,12 @@ use crate::classify::{self, TransportFailure};
 use crate::config::{ms, Action};
 use crate::envelope::{self, EnvelopeContext};
 use crate::facts::RequestFacts;
-use crate::inspect::{stream_inspector, EventInspector, EventVerdict, StreamEnd};
+use crate::inspect::{stream_inspector, EventInspector, EventVerdict, Findings, StreamEnd};
 use crate::otel::AttemptSpan;
 use crate::outcome::Outcome;
 use crate::proxy::body::{timeout_of, BodyTimeout};
 use crate::record::Finish;
-use crate::sse::{Oversized, SseParser};
+use crate::sse::SseParser;
 use crate::taxonomy::{Class, Kind};
 
 use super::splice::Splice;
@@ -191,6 +194,8 @@ pub struct StreamWatch {
     /// On a route that repairs chat streams: makes a continuation read as
     /// the first stream.
     splice: Option<Splice>,
+    /// An event too large to read went out: the content is not known whole.
+    unread: bool,
     /// The span of the attempt whose stream this is, when traced: ended
     /// with the stream.
     span: Option<AttemptSpan>,
@@ -224,14 +229,17 @@ impl StreamWatch {
             finish: None,
             chain: None,
             splice,
+            unread: false,
             span: None,
         }
     }
 
     /// Whether the answer's fate is visible yet: its output started, every
-    /// choice finished, or the stream ended.
+    /// choice finished, the stream ended — or it cannot be seen (an event
+    /// went out unread).
     fn decided(&self) -> bool {
-        self.inspector.output_started()
+        self.unread
+            || self.inspector.output_started()
             || self.inspector.all_finished()
             || self.state == State::Ended
     }
@@ -364,7 +372,9 @@ impl StreamWatch {
                 }
                 if self.done.is_some() {
                     self.end(StreamEnd::Done, None);
-                } else if self.inspector.all_finished() {
+                } else if self.inspector.all_finished() || self.unread {
+                    // (An unread event may have been the terminal one: a
+                    // clean close is the end.)
                     self.end(StreamEnd::Eof, None);
                 } else {
                     self.broken(StreamEnd::Eof).await;
@@ -381,7 +391,10 @@ impl StreamWatch {
         if let Some(chain) = self.chain.as_mut() {
             chain.broke(end);
         }
-        let partial = self.inspector.repairable_text().map(str::to_string);
+        // Not after an unread event: the text so far is not known whole.
+        let partial = (!self.unread)
+            .then(|| self.inspector.repairable_text().map(str::to_string))
+            .flatten();
         if let (Some(chain), Some(partial)) = (self.chain.as_mut(), partial) {
             let cut = Continuation {
                 partial,
@@ -413,12 +426,15 @@ impl StreamWatch {
     /// Handles every complete event the parser holds.
     fn drain(&mut self) {
         while let Some(event) = self.parser.next_event() {
-            if let Some(part) = event.oversized {
-                // An event past the parser's cap arrives in pieces: none is
-                // forwarded, and the whole counts as one malformed event.
-                if part == Oversized::End {
-                    self.inspect.malformed(self.facts.route);
+            if event.oversized.is_some() {
+                // An event past the parser's cap arrives in pieces, each
+                // forwarded as it comes; the stream counts once as
+                // uninspected.
+                if !self.unread {
+                    self.unread = true;
+                    self.inspect.uninspected(self.facts.route);
                 }
+                self.push(event.raw);
                 continue;
             }
             let Some(data) = event.data.as_deref() else {
@@ -468,7 +484,10 @@ impl StreamWatch {
         // An incomplete trailing event is never forwarded: half a JSON
         // object would break the client's parser before it saw our error.
         let _partial = self.parser.take_pending();
-        let findings = self.inspector.finish(end);
+        let mut findings = self.inspector.finish(end);
+        if self.unread {
+            unread(&mut findings, end);
+        }
         self.inspect.record_findings(&self.facts, &findings);
         if let Some(span) = self.span.as_mut() {
             span.answered(&findings);
@@ -533,6 +552,19 @@ impl StreamWatch {
             outcome.redact(&self.facts.secrets);
             finish.done(outcome, 200);
         }
+    }
+}
+
+/// Findings of a stream that had an event go out unread: what rests on the
+/// whole content — empty, JSON, schema, an end that never came, at a clean
+/// close — is unknown, not failed. What was read stays: finish reasons,
+/// usage, an error, and a cut or a stall (the transport's own facts).
+fn unread(findings: &mut Findings, end: StreamEnd) {
+    let clean = matches!(end, StreamEnd::Done | StreamEnd::Eof);
+    if clean && findings.error.is_none() && findings.kind.class() == Class::Silent {
+        findings.kind = Kind::Ok;
+        findings.detail = None;
+        findings.subject = Default::default();
     }
 }
 
