@@ -12,6 +12,7 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use http::HeaderValue;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::outcome::Outcome;
@@ -138,22 +139,41 @@ impl Record {
 /// The one right to set a request's final outcome. Consumed when used, so
 /// it is set once; dropped unused, the record shows the answer never ended.
 #[derive(Debug)]
-pub struct Finish(Arc<Record>);
+pub struct Finish {
+    record: Arc<Record>,
+    /// The request's in-flight permit (`limits.max_inflight`), when it
+    /// holds one: released when the answer is finished or dropped.
+    _permit: Option<OwnedSemaphorePermit>,
+}
 
 impl Finish {
     /// Admission makes the one handle of a request.
     pub fn of(record: Arc<Record>) -> Finish {
-        Finish(record)
+        Finish {
+            record,
+            _permit: None,
+        }
+    }
+
+    /// The handle holds the request's in-flight permit until the answer's
+    /// last byte went out (or the client left): an answer counts against
+    /// the limit for as long as it is being delivered, without a wrapper
+    /// around its body.
+    pub fn holding(self, permit: Option<OwnedSemaphorePermit>) -> Finish {
+        Finish {
+            _permit: permit,
+            ..self
+        }
     }
 
     /// The request's record (for its id and route).
     pub fn record(&self) -> &Record {
-        &self.0
+        &self.record
     }
 
     /// Sets the final outcome and the status the client got.
     pub fn done(self, outcome: Outcome, status: u16) {
-        let _ = self.0.last.set(Final { outcome, status });
+        let _ = self.record.last.set(Final { outcome, status });
     }
 }
 

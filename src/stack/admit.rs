@@ -14,7 +14,7 @@ use axum::body::Body;
 use futures_util::future::BoxFuture;
 use http::{header, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service, ServiceExt};
 
 use crate::actions::ActionTable;
@@ -117,22 +117,20 @@ where
         Box::pin(async move {
             // Load shedding: beyond max_inflight, answer at once.
             let permit = shared.inflight.clone().try_acquire_owned().ok();
-            let resp = admit(inner, &shared, permit.is_some(), req).await;
-            // The permit is held until the answer's body ends.
-            Ok(match permit {
-                Some(permit) => resp.map(|body| {
-                    Body::new(body.map_frame(move |frame| {
-                        let _held = &permit;
-                        frame
-                    }))
-                }),
-                None => resp,
-            })
+            Ok(admit(inner, &shared, permit, req).await)
         })
     }
 }
 
-async fn admit<S>(inner: S, shared: &Shared, admitted: bool, req: Request<Body>) -> Response<Body>
+/// Admits one request; `permit` is its in-flight permit (`None`: shed). The
+/// permit goes with the request's [`Finish`], held until the answer's last
+/// byte went out.
+async fn admit<S>(
+    inner: S,
+    shared: &Shared,
+    permit: Option<OwnedSemaphorePermit>,
+    req: Request<Body>,
+) -> Response<Body>
 where
     S: Service<Arc<Call>, Response = Exchange, Error = Infallible>,
 {
@@ -150,7 +148,8 @@ where
             .body(Body::from("backstop: admission without a record"))
             .unwrap_or_default();
     };
-    let finish = Finish::of(record.clone());
+    let admitted = permit.is_some();
+    let finish = Finish::of(record.clone()).holding(permit);
     let secrets = Arc::new(shared.secrets.with_client(req.headers(), req.uri()));
     let render = RenderContext {
         request_id: record.request_id_str(),

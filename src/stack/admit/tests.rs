@@ -178,3 +178,35 @@ async fn a_client_that_leaves_mid_flight_leaves_the_answer_unfinished() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(record.snapshot().last, None);
 }
+
+/// An answer whose body takes 10 s to arrive.
+fn slow_body_answer() -> Attempt {
+    let body = Body::from_stream(futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Ok::<_, Infallible>(bytes::Bytes::from_static(b"{\"ok\":true}"))
+    }));
+    Attempt {
+        outcome: Outcome::ok(200),
+        response: Some(Response::new(AnswerBody::Plain(body))),
+        ..Attempt::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_holds_its_inflight_permit_until_its_last_byte() {
+    let mut config = Config::default();
+    config.limits.max_inflight = 1;
+    let (svc, _) = admit(config, Duration::ZERO, slow_body_answer);
+    let first = svc.clone().oneshot(request(CHAT, &record())).await.unwrap();
+    assert_eq!(first.status(), 200);
+    // Its headers are out, its body is not: the limit is still taken.
+    let shed = svc.clone().oneshot(request(CHAT, &record())).await.unwrap();
+    assert_eq!(shed.status(), 503);
+    assert_eq!(text(first.into_body()).await, "{\"ok\":true}");
+    let next = svc.clone().oneshot(request(CHAT, &record())).await.unwrap();
+    assert_eq!(next.status(), 200, "the last byte gave the permit back");
+    // A client that leaves mid-body gives it back too.
+    drop(next);
+    let after = svc.oneshot(request(CHAT, &record())).await.unwrap();
+    assert_eq!(after.status(), 200);
+}
