@@ -64,6 +64,38 @@ pub struct EnvelopeContext<'a> {
     pub hint_in_message: bool,
 }
 
+/// An `x-backstop-attempts` value; the usual counts are static (a number
+/// formatted into a header value costs two allocations, on every answer).
+pub fn attempts_value(attempts: u32) -> HeaderValue {
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match usize::try_from(attempts).ok().and_then(|i| SMALL.get(i)) {
+        Some(digits) => HeaderValue::from_static(digits),
+        None => HeaderValue::from(attempts),
+    }
+}
+
+/// No credentials: what the gateway's own answers outside a request's
+/// stack (not found, a panic) redact, having echoed nothing of a client's.
+static NO_SECRETS: std::sync::LazyLock<Secrets> = std::sync::LazyLock::new(Secrets::default);
+
+impl<'a> EnvelopeContext<'a> {
+    /// For the gateway's own answer to `request_id` (no upstream attempt,
+    /// no endpoint-specific wording).
+    pub fn gateway(request_id: &'a str, hint_in_message: bool) -> EnvelopeContext<'a> {
+        EnvelopeContext {
+            endpoint: Endpoint::Other,
+            actions: Actions::of(&crate::config::InspectConfig::default()),
+            hint_in_message,
+            target: None,
+            attempt_kinds: &[],
+            attempts: 0,
+            request_id,
+            secrets: &NO_SECRETS,
+            max_attempts: 1,
+        }
+    }
+}
+
 /// The status the client gets: the upstream's, except where the gateway
 /// knows better (CONTRACT.md §3), or a default per kind when there was no
 /// upstream error status.
@@ -309,7 +341,7 @@ pub fn headers(outcome: &Outcome, ctx: &EnvelopeContext) -> HeaderMap {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    map.insert(X_BACKSTOP_ATTEMPTS, HeaderValue::from(ctx.attempts));
+    map.insert(X_BACKSTOP_ATTEMPTS, attempts_value(ctx.attempts));
     map.insert(
         X_BACKSTOP_CLASS,
         HeaderValue::from_static(kind.class().as_str()),

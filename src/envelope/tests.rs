@@ -501,3 +501,10 @@ fn response_and_sse_event_carry_the_same_envelope() {
     );
     assert_eq!(json_of(res.body())["error"]["message"], "overloaded");
 }
+
+#[test]
+fn the_attempts_header_is_the_count_in_digits() {
+    for (n, want) in [(0, "0"), (1, "1"), (9, "9"), (10, "10"), (123, "123")] {
+        assert_eq!(attempts_value(n), want, "{n}");
+    }
+}

@@ -124,7 +124,10 @@ fn redact_headers(headers: &mut http::HeaderMap, secrets: &Secrets) {
 
 /// Adds `x-backstop-attempts/class/kind/target` to a forwarded answer.
 fn annotate(headers: &mut http::HeaderMap, outcome: &Outcome, tally: &Tally) {
-    headers.insert(X_BACKSTOP_ATTEMPTS, HeaderValue::from(tally.attempts));
+    headers.insert(
+        X_BACKSTOP_ATTEMPTS,
+        envelope::attempts_value(tally.attempts),
+    );
     headers.insert(
         X_BACKSTOP_CLASS,
         HeaderValue::from_static(outcome.class().as_str()),
