@@ -1,14 +1,15 @@
 //! The one place the gateway is assembled.
 //!
-//! Ops endpoints (`/healthz`, `/readyz`, `/metrics`) answer directly; every
-//! `/v1/*` request goes through the proxy stack, outermost first:
+//! Ops endpoints (`/healthz`, `/readyz`, `/metrics`) answer directly from
+//! the router; every `/v1/*` request goes through the proxy stack
+//! ([`Proxy`], which the server calls directly), outermost first:
 //!
 //! 1. `observe` — request id, span (and, with `[otel]` on, the request's
 //!    trace span, continuing the client's `traceparent`), in-flight gauge;
 //!    opens the request's record and, when the answer's last byte is gone
 //!    (so a stream's final kind counts), reads it into metrics, the one log
 //!    line and the trace span.
-//! 2. `catch_panic` — a bug answers a 500 envelope instead of dropping the
+//! 2. `catch` — a bug answers a 500 envelope instead of dropping the
 //!    connection (belt and braces: the request path is written not to panic).
 //! 3. `admit` — sheds load beyond `limits.max_inflight` (503 `overloaded`,
 //!    the ops endpoints are never shed), buffers the body under the size and
@@ -29,21 +30,17 @@
 //! one `attempt::AttemptRequest` per attempt; up come `attempt::Attempt`
 //! and the chain's `attempt::Exchange`. `docs/architecture.md` draws it.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use futures_util::future::{ready, Either, Ready};
-use http::{header, Request, Response, StatusCode};
-use tower::{Service, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
+use http::{header, Response, StatusCode};
+use tower::ServiceBuilder;
 
-use crate::actions::{ActionTable, Actions};
+use crate::actions::ActionTable;
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::envelope::{self, EnvelopeContext};
@@ -51,22 +48,32 @@ use crate::metrics::Metrics;
 use crate::otel::{Otel, OtelError};
 use crate::outcome::Outcome;
 use crate::proxy::targets::{Targets, TargetsError};
-use crate::secrets::{bearer_token, constant_time_eq, Secrets};
-use crate::stack::admit::AdmitLayer;
+use crate::secrets::{bearer_token, constant_time_eq};
+use crate::stack::admit::{Admit, AdmitLayer};
+use crate::stack::catch::{CatchPanic, CatchPanicLayer};
 use crate::stack::exchange::ExchangeService;
-use crate::stack::inspect::InspectLayer;
-use crate::stack::observe::{ObserveLayer, Panicked};
-use crate::stack::retry::RetryLayer;
+use crate::stack::inspect::{Inspect, InspectLayer};
+use crate::stack::observe::{Observe, ObserveLayer};
+use crate::stack::retry::{Retry, RetryLayer};
 use crate::support::FailureLog;
 use crate::taxonomy::Kind;
 
-/// The assembled gateway: its router and the handles the server and tests use.
+/// The proxy stack as [`build`] composes it. A named type, so that the
+/// server calls it directly: no boxed service and no router in front of
+/// the API (each cost allocations on every request).
+pub type Proxy = Observe<CatchPanic<Admit<Retry<Inspect<ExchangeService>>>>>;
+
+/// The assembled gateway: what the server answers with, and the handles
+/// the server and tests use.
 #[derive(Clone)]
 pub struct App {
+    /// The ops endpoints (`/healthz`, `/readyz`, `/metrics`,
+    /// `/debug/failures`), and the not-found envelope for any other path
+    /// that is not the API's.
     pub router: Router,
-    /// Only the ops endpoints (`/healthz`, `/readyz`, `/metrics`,
-    /// `/debug/failures`), for `ops_listen`.
-    pub ops_router: Router,
+    /// The API (see [`App::is_api`]); `None` where only the ops endpoints
+    /// are served (`ops_listen`).
+    pub proxy: Option<Proxy>,
     pub metrics: Arc<Metrics>,
     /// `/readyz` answers 200 while this is true (set once serving, cleared
     /// when draining).
@@ -123,11 +130,7 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
             failures.clone(),
             otel.clone(),
         ))
-        .map_response(|r: Response<_>| r.map(Body::new))
-        .layer(CatchPanicLayer::custom({
-            let hint_in_message = config.envelope.hint_in_message;
-            move |panic| panic_answer(panic, hint_in_message)
-        }))
+        .layer(CatchPanicLayer::new(config.envelope.hint_in_message))
         .layer(AdmitLayer::new(
             config.clone(),
             targets.clone(),
@@ -154,22 +157,31 @@ pub fn build(config: Arc<Config>) -> Result<App, BuildError> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/debug/failures", get(debug_failures));
-    let router = ops_routes
-        .clone()
-        .fallback_service(ApiOnly {
-            proxy,
-            hint_in_message: config.envelope.hint_in_message,
-        })
-        .with_state(ops.clone());
-    let ops_router = ops_routes.fallback(not_found).with_state(ops);
+    let router = ops_routes.fallback(not_found).with_state(ops);
     Ok(App {
         router,
-        ops_router,
+        proxy: Some(proxy),
         metrics,
         ready,
         drain,
         otel,
     })
+}
+
+impl App {
+    /// Whether `path` is the API's: `/v1/` and more. Those go to the proxy
+    /// stack as they came (nothing is captured from them).
+    pub fn is_api(path: &str) -> bool {
+        path.len() > "/v1/".len() && path.starts_with("/v1/")
+    }
+
+    /// The same gateway answering only the ops endpoints (`ops_listen`).
+    pub fn ops_only(&self) -> App {
+        App {
+            proxy: None,
+            ..self.clone()
+        }
+    }
 }
 
 async fn readyz(State(ops): State<Ops>) -> (StatusCode, &'static str) {
@@ -226,81 +238,13 @@ fn not_found_answer(path: &str, hint_in_message: bool) -> Response<Body> {
     gateway_envelope(&outcome, hint_in_message)
 }
 
-/// Everything the ops routes do not take: a path under `/v1/` goes to the
-/// proxy stack, anything else gets the not-found envelope. A fallback
-/// rather than a `/v1/{*rest}` route: the path is forwarded as it came, so
-/// nothing needs capturing — a captured parameter costs allocations on
-/// every request.
-#[derive(Clone)]
-struct ApiOnly<P> {
-    proxy: P,
-    hint_in_message: bool,
-}
-
-impl<P> Service<Request<Body>> for ApiOnly<P>
-where
-    P: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Either<P::Future, Ready<Result<Response<Body>, Infallible>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.proxy.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let path = req.uri().path();
-        if path.len() > "/v1/".len() && path.starts_with("/v1/") {
-            Either::Left(self.proxy.call(req))
-        } else {
-            Either::Right(ready(Ok(not_found_answer(path, self.hint_in_message))))
-        }
-    }
-}
-
-fn panic_answer(
-    _panic: Box<dyn std::any::Any + Send + 'static>,
-    hint_in_message: bool,
-) -> Response<String> {
-    let outcome = Outcome::gateway(
-        Kind::ServerError,
-        "backstop hit an internal error while handling this request; it has been logged",
-    );
-    tracing::error!("panic in the request path");
-    let mut resp = gateway_envelope(&outcome, hint_in_message)
-        .map(|_| envelope_text(&outcome, hint_in_message));
-    // The gateway's own bug: an internal error, not a bad upstream.
-    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    // Counted as the server error it is, not as a client that left.
-    resp.extensions_mut().insert(Panicked);
-    resp
-}
-
 fn gateway_envelope(outcome: &Outcome, hint_in_message: bool) -> Response<Body> {
-    envelope::response(outcome, &gateway_context(&uuid(), hint_in_message)).map(Body::from)
-}
-
-fn envelope_text(outcome: &Outcome, hint_in_message: bool) -> String {
-    let body = envelope::body(outcome, &gateway_context(&uuid(), hint_in_message));
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// The gateway's own answers outside the stack echo nothing of a client's.
-static NO_SECRETS: std::sync::LazyLock<Secrets> = std::sync::LazyLock::new(Secrets::default);
-
-fn gateway_context(request_id: &str, hint_in_message: bool) -> EnvelopeContext<'_> {
-    EnvelopeContext {
-        endpoint: crate::inspect::Endpoint::Other,
-        actions: Actions::of(&crate::config::InspectConfig::default()),
-        hint_in_message,
-        target: None,
-        attempt_kinds: &[],
-        attempts: 0,
-        request_id,
-        secrets: &NO_SECRETS,
-        max_attempts: 1,
-    }
+    let request_id = uuid();
+    envelope::response(
+        outcome,
+        &EnvelopeContext::gateway(&request_id, hint_in_message),
+    )
+    .map(Body::from)
 }
 
 fn uuid() -> String {

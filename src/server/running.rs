@@ -77,10 +77,7 @@ pub async fn serve_all(
     });
     let drain = ms(config.shutdown.drain_timeout_ms);
     let ops = listeners.ops.map(|listener| {
-        let ops_app = App {
-            router: app.ops_router.clone(),
-            ..app.clone()
-        };
+        let ops_app = app.ops_only();
         serve(
             listener,
             ops_app,

@@ -15,26 +15,29 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::Router;
-use futures_util::future::BoxFuture;
+use bytes::Bytes;
+use futures_util::future::Either;
 use http::{Request, Response};
-use http_body_util::BodyExt;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tower::Service;
+use tower::util::Oneshot;
+use tower::ServiceExt;
 
-use crate::app::App;
+use crate::app::{App, Proxy};
 use crate::config::{ms, LimitsConfig};
 
 use super::conn::{ConnState, Pressure, Timeouts, Verdict, Watched};
@@ -91,7 +94,7 @@ pub async fn serve(
             Ok((stream, _)) => {
                 let conn = Connection {
                     builder: builder.clone(),
-                    router: app.router.clone(),
+                    app: app.clone(),
                     timeouts,
                     pressure: pressure.clone(),
                     stopping: stopping.clone(),
@@ -172,7 +175,7 @@ pub fn raise_fd_limit() {
 /// What one connection task needs.
 struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
-    router: Router,
+    app: App,
     timeouts: Timeouts,
     pressure: Arc<Pressure>,
     stopping: CancellationToken,
@@ -184,10 +187,11 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let state = ConnState::new(Instant::now());
         let io = TokioIo::new(Watched::new(stream, state.clone()));
-        let service = TowerToHyperService::new(Tracked {
-            inner: self.router,
+        let service = Tracked {
+            router: self.app.router,
+            proxy: self.app.proxy,
             state: state.clone(),
-        });
+        };
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let t = self.timeouts;
@@ -225,11 +229,15 @@ impl Connection {
     }
 }
 
-/// The router, telling the connection when a request starts and when its
-/// answer is done (its body sent or dropped).
+/// A connection's service: each request goes to the proxy stack (an API
+/// path, where the API is served) or the router, and the connection is
+/// told when a request starts and when its answer is done (its body sent
+/// or dropped). A hyper service of its own, so that nothing is boxed on
+/// the way: not the service, not its future, not the answer's body.
 #[derive(Clone)]
 struct Tracked {
-    inner: Router,
+    router: Router,
+    proxy: Option<Proxy>,
     state: Arc<ConnState>,
 }
 
@@ -242,31 +250,72 @@ impl Drop for Done {
     }
 }
 
-impl<B> Service<Request<B>> for Tracked
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Response = Response<Body>;
+impl hyper::service::Service<Request<Incoming>> for Tracked {
+    type Response = Response<TrackedBody>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    type Future = TrackedAnswer;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<Request<Body>>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> TrackedAnswer {
         self.state.request_started(Instant::now());
         let done = Done(self.state.clone());
-        let fut = self.inner.call(req.map(Body::new));
-        Box::pin(async move {
-            let Ok(resp) = fut.await;
-            Ok(resp.map(|body| {
-                Body::new(body.map_frame(move |frame| {
-                    let _done = &done;
-                    frame
-                }))
-            }))
-        })
+        let answer = match &self.proxy {
+            Some(proxy) if App::is_api(req.uri().path()) => {
+                Either::Left(proxy.clone().oneshot(req.map(Body::new)))
+            }
+            _ => Either::Right(self.router.clone().oneshot(req)),
+        };
+        TrackedAnswer {
+            answer,
+            done: Some(done),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer on its way, and its [`Done`] for the body.
+    struct TrackedAnswer {
+        #[pin]
+        answer: Either<Oneshot<Proxy, Request<Body>>, Oneshot<Router, Request<Incoming>>>,
+        done: Option<Done>,
+    }
+}
+
+impl Future for TrackedAnswer {
+    type Output = Result<Response<TrackedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(resp) = ready!(this.answer.poll(cx));
+        let done = this.done.take();
+        Poll::Ready(Ok(resp.map(|inner| TrackedBody { inner, _done: done })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body; the request is done when it is dropped.
+    struct TrackedBody {
+        #[pin]
+        inner: Body,
+        _done: Option<Done>,
+    }
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
