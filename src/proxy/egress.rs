@@ -220,12 +220,20 @@ pub enum Io {
     Proxied(TokioIo<TcpStream>),
 }
 
+/// What the pool learns of a new connection: whether ALPN chose HTTP/2,
+/// and whether requests go in absolute form (to a forward proxy). Not the
+/// peer addresses the TCP stream offers as an "extra": the client would
+/// copy them into every response's extensions (three allocations per
+/// request), and nothing reads them.
 impl Connection for Io {
     fn connected(&self) -> Connected {
         match self {
-            Io::Stream(s) => s.connected(),
+            Io::Stream(s) => match s.connected().is_negotiated_h2() {
+                true => Connected::new().negotiated_h2(),
+                false => Connected::new(),
+            },
             // Tells the client to send absolute-form requests.
-            Io::Proxied(s) => s.connected().proxy(true),
+            Io::Proxied(_) => Connected::new().proxy(true),
         }
     }
 }
