@@ -1,7 +1,9 @@
-//! What crosses the layers of the proxy stack below admission. Data goes
-//! down in the request, results come up in the answer:
+//! What crosses the layers of the proxy stack. Data goes down in the
+//! request, results come up in the answer:
 //!
-//! - down: [`Call`] — the admitted client request (buffered, with its
+//! - down to admission: [`ClientRequest`] — the client's HTTP request with
+//!   the record `observe` opened for it (and its trace span);
+//! - down below admission: [`Call`] — the admitted client request (buffered, with its
 //!   facts), the same for every attempt; and per attempt an
 //!   [`AttemptRequest`] — which attempt this is, the target and its
 //!   upstream, the body for that target, why it is made;
@@ -22,7 +24,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, Method, Response, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
 
 use crate::facts::RequestFacts;
 use crate::inspect::{Findings, StreamEnd};
@@ -34,6 +36,17 @@ use crate::proxy::upstream::Upstream;
 use crate::ratelimit::advertised::Advertised;
 use crate::record::{Finish, Record};
 use crate::taxonomy::Kind;
+
+/// A client's request as `observe` hands it down: typed fields rather than
+/// request extensions (each of which costs allocations, and a missing one
+/// could only be found at run time).
+pub struct ClientRequest {
+    pub http: Request<Body>,
+    /// The request's record, opened by `observe`.
+    pub record: Arc<Record>,
+    /// The request's trace, when traces are on.
+    pub trace: Option<RequestTrace>,
+}
 
 /// The admitted client request: read-only below admission.
 #[derive(Debug)]

@@ -43,7 +43,7 @@ pub struct RequestFacts {
     pub expect: Arc<Expectation>,
     /// The credentials to redact from anything passed on (the client's,
     /// every configured one).
-    pub secrets: Arc<Secrets>,
+    pub secrets: Secrets,
 }
 
 /// The body as JSON: the pre-flight checks' reading for the JSON endpoints,

@@ -12,25 +12,24 @@ use std::time::Duration;
 
 use axum::body::Body;
 use futures_util::future::BoxFuture;
-use http::{header, Request, Response};
+use http::{header, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service, ServiceExt};
 
 use crate::actions::ActionTable;
-use crate::attempt::{Call, Exchange, Tally};
+use crate::attempt::{Call, ClientRequest, Exchange, Tally};
 use crate::config::{ms, Config, Secret};
 use crate::drain::Drain;
 use crate::facts::{self, RequestFacts};
 use crate::inspect::Expectation;
 use crate::json_field::Json;
-use crate::otel::RequestTrace;
 use crate::outcome::Outcome;
 use crate::path;
 use crate::preflight;
 use crate::proxy::headers;
 use crate::proxy::targets::Targets;
-use crate::record::{Finish, Record};
+use crate::record::Finish;
 use crate::secrets::{bearer_token, constant_time_eq, Secrets};
 use crate::taxonomy::Kind;
 
@@ -98,7 +97,7 @@ pub struct Admit<S> {
     shared: Arc<Shared>,
 }
 
-impl<S> Service<Request<Body>> for Admit<S>
+impl<S> Service<ClientRequest> for Admit<S>
 where
     S: Service<Arc<Call>, Response = Exchange, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
@@ -111,7 +110,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, req: ClientRequest) -> Self::Future {
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         Box::pin(async move {
@@ -129,7 +128,7 @@ async fn admit<S>(
     inner: S,
     shared: &Shared,
     permit: Option<OwnedSemaphorePermit>,
-    req: Request<Body>,
+    req: ClientRequest,
 ) -> Response<Body>
 where
     S: Service<Arc<Call>, Response = Exchange, Error = Infallible>,
@@ -141,25 +140,16 @@ where
         drain,
         ..
     } = shared;
-    let Some(record) = req.extensions().get::<Arc<Record>>().cloned() else {
-        // Only reachable if the stack is mis-assembled; say so plainly.
-        return Response::builder()
-            .status(500)
-            .body(Body::from("backstop: admission without a record"))
-            .unwrap_or_default();
-    };
+    let ClientRequest {
+        http: req,
+        record,
+        trace,
+    } = req;
     let admitted = permit.is_some();
     let finish = Finish::of(record.clone()).holding(permit);
-    let secrets = Arc::new(shared.secrets.with_client(req.headers(), req.uri()));
-    let render = RenderContext {
-        request_id: record.request_id_str(),
-        actions: actions.base(),
-        max_attempts: config.retry.max_attempts,
-        secrets: &secrets,
-        drain,
-        endpoint: crate::inspect::Endpoint::from_path(req.uri().path()),
-        hint_in_message: config.envelope.hint_in_message,
-    };
+    let secrets = shared.secrets.with_client(req.headers(), req.uri());
+    let endpoint = crate::inspect::Endpoint::from_path(req.uri().path());
+    let render = RenderContext::of(&record, config, drain, endpoint, actions.base(), &secrets);
     let refuse = |outcome: Outcome, render: &RenderContext<'_>, finish: Finish| {
         respond::error(outcome, &Tally::default(), render, finish)
     };
@@ -197,8 +187,6 @@ where
         return refuse(too_large(limit), &render, finish);
     }
     let (mut parts, body) = req.into_parts();
-    // The request's span, when `observe` opened one: attempts open theirs under it.
-    let trace = parts.extensions.remove::<RequestTrace>();
     if !shared.tokens.is_empty() {
         headers::strip_credentials(&mut parts.headers);
     }
@@ -258,20 +246,26 @@ where
         )),
         model,
         stream,
-        secrets: secrets.clone(),
+        secrets,
     };
     record.set_model(facts.model.clone());
-    let render = RenderContext {
-        actions: facts.actions,
-        ..render
-    };
+    // The facts own the secrets from here; the answer is rendered with them.
+    let facts = Arc::new(facts);
+    let render = RenderContext::of(
+        &record,
+        config,
+        drain,
+        endpoint,
+        facts.actions,
+        &facts.secrets,
+    );
     let call = Arc::new(Call {
         method: parts.method,
         uri: parts.uri,
         path: client_path,
         headers: parts.headers,
         body,
-        facts: Arc::new(facts),
+        facts: facts.clone(),
         record: record.clone(),
         trace,
     });

@@ -20,10 +20,11 @@ use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use futures_util::future::{CatchUnwind, FutureExt};
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::attempt::ClientRequest;
 use crate::envelope::{self, EnvelopeContext};
 use crate::outcome::Outcome;
 use crate::record::Record;
@@ -62,9 +63,9 @@ pub struct CatchPanic<S> {
     hint_in_message: bool,
 }
 
-impl<S> Service<Request<Body>> for CatchPanic<S>
+impl<S> Service<ClientRequest> for CatchPanic<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S: Service<ClientRequest, Response = Response<Body>, Error = Infallible>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -74,9 +75,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Caught<S::Future> {
+    fn call(&mut self, req: ClientRequest) -> Caught<S::Future> {
         // The record `observe` opened names the request in the envelope.
-        let record = req.extensions().get::<Arc<Record>>().cloned();
+        let record = req.record.clone();
         let hint_in_message = self.hint_in_message;
         let inner = &mut self.inner;
         let state = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
@@ -98,7 +99,7 @@ pin_project! {
     pub struct Caught<F> {
         #[pin]
         state: State<F>,
-        record: Option<Arc<Record>>,
+        record: Arc<Record>,
         hint_in_message: bool,
     }
 }
@@ -127,7 +128,7 @@ where
             },
             StateProj::Panicked => None,
         };
-        let request_id = this.record.as_deref().map_or("", Record::request_id_str);
+        let request_id = this.record.request_id_str();
         Poll::Ready(Ok(panic_answer(
             panic.as_deref(),
             request_id,
@@ -179,7 +180,7 @@ mod tests {
         in_call: bool,
     }
 
-    impl Service<Request<Body>> for Buggy {
+    impl Service<ClientRequest> for Buggy {
         type Response = Response<Body>;
         type Error = Infallible;
         type Future = futures_util::future::Either<
@@ -192,8 +193,8 @@ mod tests {
         }
 
         #[allow(clippy::panic)]
-        fn call(&mut self, req: Request<Body>) -> Self::Future {
-            if req.uri().path() == "/ok" {
+        fn call(&mut self, req: ClientRequest) -> Self::Future {
+            if req.http.uri().path() == "/ok" {
                 return futures_util::future::Either::Left(ready(Ok(Response::new(Body::from(
                     "fine",
                 )))));
@@ -211,8 +212,11 @@ mod tests {
             http::Method::POST,
             "/v1/chat/completions",
         );
-        let mut req = Request::post(path).body(Body::empty()).unwrap();
-        req.extensions_mut().insert(record);
+        let req = ClientRequest {
+            http: http::Request::post(path).body(Body::empty()).unwrap(),
+            record,
+            trace: None,
+        };
         let svc = CatchPanicLayer::new(true).layer(Buggy { in_call });
         let Ok(resp) = svc.oneshot(req).await;
         let (parts, body) = resp.into_parts();

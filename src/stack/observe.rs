@@ -21,6 +21,7 @@ use http_body::{Frame, SizeHint};
 use tower::{Layer, Service};
 use tracing::{field, Instrument, Span};
 
+use crate::attempt::ClientRequest;
 use crate::metrics::Metrics;
 use crate::otel::{Otel, RequestEnd, RequestSpan};
 use crate::outcome::Outcome;
@@ -83,7 +84,7 @@ pub struct Observe<S> {
 
 impl<S> Service<Request<Body>> for Observe<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
+    S: Service<ClientRequest, Response = Response<Body>, Error = Infallible> + Send,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
@@ -94,11 +95,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
         let request_id = request_id(req.headers().get(REQUEST_ID));
         let route = path::template(req.uri().path());
         let record = Record::new(request_id.clone(), req.method().clone(), route);
-        req.extensions_mut().insert(record.clone());
         let span = tracing::info_span!(
             "request",
             request_id = %record.request_id_str(),
@@ -111,20 +111,22 @@ where
         );
         // The request's trace span, when traces are on; it goes down with
         // the request for the attempts' spans.
-        let otel_span = self.otel.as_ref().map(|otel| {
-            let (otel_span, trace) = otel.request(
-                req.headers(),
-                req.method(),
-                route,
-                req.uri().path(),
-                record.request_id_str(),
-            );
-            req.extensions_mut().insert(trace);
-            otel_span
-        });
+        let (otel_span, trace) = match self.otel.as_ref() {
+            Some(otel) => {
+                let (otel_span, trace) = otel.request(
+                    req.headers(),
+                    req.method(),
+                    route,
+                    req.uri().path(),
+                    record.request_id_str(),
+                );
+                (Some(otel_span), Some(trace))
+            }
+            None => (None, None),
+        };
         self.metrics.inflight_add(route, 1);
         let closer = Closer {
-            record,
+            record: record.clone(),
             metrics: self.metrics.clone(),
             failures: self.failures.clone(),
             span: span.clone(),
@@ -132,7 +134,14 @@ where
             closed: false,
             panicked: false,
         };
-        let fut = self.inner.call(req).instrument(span);
+        let fut = self
+            .inner
+            .call(ClientRequest {
+                http: req,
+                record,
+                trace,
+            })
+            .instrument(span);
         Box::pin(async move {
             let Ok(mut resp) = fut.await;
             resp.headers_mut().insert(REQUEST_ID, request_id);

@@ -10,7 +10,7 @@ use http::{HeaderValue, Response};
 
 use crate::actions::Actions;
 use crate::attempt::{AnswerBody, Attempt, Exchange, Tally};
-use crate::config::Action;
+use crate::config::{Action, Config};
 use crate::drain::Drain;
 use crate::envelope::{
     self, EnvelopeContext, X_BACKSTOP_ATTEMPTS, X_BACKSTOP_CLASS, X_BACKSTOP_KIND,
@@ -18,7 +18,7 @@ use crate::envelope::{
 };
 use crate::inspect::Endpoint;
 use crate::outcome::Outcome;
-use crate::record::Finish;
+use crate::record::{Finish, Record};
 use crate::secrets::Secrets;
 use crate::taxonomy::Class;
 
@@ -38,6 +38,28 @@ pub struct RenderContext<'a> {
     pub endpoint: Endpoint,
     /// `envelope.hint_in_message`.
     pub hint_in_message: bool,
+}
+
+impl<'a> RenderContext<'a> {
+    /// For the request of `record`, under `config`.
+    pub fn of(
+        record: &'a Record,
+        config: &Config,
+        drain: &'a Drain,
+        endpoint: Endpoint,
+        actions: Actions,
+        secrets: &'a Secrets,
+    ) -> RenderContext<'a> {
+        RenderContext {
+            request_id: record.request_id_str(),
+            actions,
+            max_attempts: config.retry.max_attempts,
+            secrets,
+            drain,
+            endpoint,
+            hint_in_message: config.envelope.hint_in_message,
+        }
+    }
 }
 
 /// Turns the chain's final attempt into the client's response.

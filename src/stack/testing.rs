@@ -94,7 +94,7 @@ pub fn call(config: &Config, targets: &Targets, spec: CallSpec) -> Arc<Call> {
         plan: targets.plan(Some(spec.model)),
         actions: Actions::of(&config.inspect),
         expect: Arc::new(Expectation::from_request(ROUTE, &json)),
-        secrets: Arc::default(),
+        secrets: Default::default(),
     };
     Arc::new(Call {
         method: Method::POST,

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use http::HeaderValue;
+use http::{HeaderValue, Request};
 use tower::{service_fn, Layer, ServiceExt};
 
 use super::*;
 use crate::attempt::{AnswerBody, Attempt};
-use crate::record::Final;
+use crate::record::{Final, Record};
 use crate::stack::testing::{self, text, FakeChain};
 
 type Seen = Arc<Mutex<Vec<Arc<Call>>>>;
@@ -24,7 +24,7 @@ fn admit(
     delay: Duration,
     answer: fn() -> Attempt,
 ) -> (
-    impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone,
+    impl Service<ClientRequest, Response = Response<Body>, Error = Infallible> + Clone,
     Seen,
 ) {
     let (_, targets) = testing::targets(&config);
@@ -62,14 +62,17 @@ fn ok_answer() -> Attempt {
     }
 }
 
-fn request(body: &'static str, record: &Arc<Record>) -> Request<Body> {
-    let mut req = Request::post("/v1/chat/completions")
+fn request(body: &'static str, record: &Arc<Record>) -> ClientRequest {
+    let http = Request::post("/v1/chat/completions")
         .header(header::CONTENT_TYPE, "application/json")
         .header("x-stainless-timeout", "30")
         .body(Body::from(body))
         .unwrap();
-    req.extensions_mut().insert(record.clone());
-    req
+    ClientRequest {
+        http,
+        record: record.clone(),
+        trace: None,
+    }
 }
 
 fn record() -> Arc<Record> {

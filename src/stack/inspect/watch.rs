@@ -524,7 +524,7 @@ impl StreamWatch {
     /// The closing error event, with the attempts as the chain counts them.
     fn error_event(&self) -> Bytes {
         let mut outcome = self.ending.clone().map(|(o, _)| o).unwrap_or_default();
-        let secrets = &*self.facts.secrets;
+        let secrets = &self.facts.secrets;
         outcome.redact(secrets);
         let tally = self
             .chain

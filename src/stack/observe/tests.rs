@@ -32,8 +32,8 @@ fn observed(
 ) {
     let metrics = Arc::new(Metrics::new(10).unwrap());
     let failures = Arc::new(FailureLog::new(10));
-    let inner = service_fn(move |req: Request<Body>| {
-        let record = req.extensions().get::<Arc<Record>>().unwrap().clone();
+    let inner = service_fn(move |req: crate::attempt::ClientRequest| {
+        let record = req.record;
         async move {
             record.set_model(Some("m".into()));
             for _ in 0..attempts {
