@@ -23,7 +23,8 @@ pub struct RequestFacts {
     pub request_id: HeaderValue,
     /// The path template (`/v1/chat/completions`), the `route` label.
     pub route: &'static str,
-    pub model: Option<String>,
+    /// Shared with the request's record.
+    pub model: Option<Arc<str>>,
     /// `"stream": true` in a JSON body.
     pub stream: bool,
     /// When the whole request must be over (config, or the client's own
@@ -40,7 +41,7 @@ pub struct RequestFacts {
     pub actions: Actions,
     /// What the request asked for (JSON mode, schema, stream), for the
     /// inspection rules; compiled once per request.
-    pub expect: Arc<Expectation>,
+    pub expect: Expectation,
     /// The credentials to redact from anything passed on (the client's,
     /// every configured one).
     pub secrets: Secrets,
@@ -57,15 +58,13 @@ pub fn json_body<'a>(parsed: Option<Json<'a>>, body: &'a [u8]) -> Option<Json<'a
 }
 
 /// `model` and `stream` of a JSON body.
-pub fn model_and_stream(json: Option<Json<'_>>) -> (Option<String>, bool) {
+pub fn model_and_stream(json: Option<Json<'_>>) -> (Option<Arc<str>>, bool) {
     let [model, stream] = match json {
         Some(j) => j.fields(["model", "stream"]),
         None => [None, None],
     };
     (
-        model
-            .and_then(Json::as_str)
-            .map(std::borrow::Cow::into_owned),
+        model.and_then(Json::as_str).map(|m| Arc::from(&*m)),
         stream.and_then(Json::as_bool).unwrap_or(false),
     )
 }

@@ -42,7 +42,7 @@ pub struct Record {
     /// The path template (the `route` label).
     pub route: &'static str,
     pub started: Instant,
-    model: OnceLock<Option<String>>,
+    model: OnceLock<Option<Arc<str>>>,
     request_body: OnceLock<serde_json::Value>,
     attempts: Mutex<Vec<AttemptNote>>,
     last: OnceLock<Final>,
@@ -79,7 +79,7 @@ impl Record {
     }
 
     /// The model the client asked for (set once, at admission).
-    pub fn set_model(&self, model: Option<String>) {
+    pub fn set_model(&self, model: Option<Arc<str>>) {
         let _ = self.model.set(model);
     }
 
@@ -124,7 +124,7 @@ impl Record {
     /// `observe` reads in place).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            model: self.model.get().cloned().flatten(),
+            model: self.model().map(str::to_string),
             request_body: self.request_body.get().cloned(),
             attempts: self
                 .attempts

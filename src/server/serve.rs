@@ -24,9 +24,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::Router;
 use bytes::Bytes;
-use futures_util::future::Either;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -39,8 +39,12 @@ use tower::ServiceExt;
 
 use crate::app::{App, Proxy};
 use crate::config::{ms, LimitsConfig};
+use crate::stack::observe::ObservedBody;
 
 use super::conn::{ConnState, Pressure, Timeouts, Verdict, Watched};
+
+/// A body error, as hyper takes it.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// After the drain deadline cut what was left, the cut answers' last
 /// bytes get this long to go out.
@@ -259,10 +263,12 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
         self.state.request_started(Instant::now());
         let done = Done(self.state.clone());
         let answer = match &self.proxy {
-            Some(proxy) if App::is_api(req.uri().path()) => {
-                Either::Left(proxy.clone().oneshot(req.map(Body::new)))
-            }
-            _ => Either::Right(self.router.clone().oneshot(req)),
+            Some(proxy) if App::is_api(req.uri().path()) => Answer::Api {
+                fut: proxy.clone().oneshot(req.map(Body::new)),
+            },
+            _ => Answer::Ops {
+                fut: self.router.clone().oneshot(req),
+            },
         };
         TrackedAnswer {
             answer,
@@ -275,8 +281,17 @@ pin_project_lite::pin_project! {
     /// A request's answer on its way, and its [`Done`] for the body.
     struct TrackedAnswer {
         #[pin]
-        answer: Either<Oneshot<Proxy, Request<Body>>, Oneshot<Router, Request<Incoming>>>,
+        answer: Answer,
         done: Option<Done>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The proxy stack's answer or the router's.
+    #[project = AnswerProj]
+    enum Answer {
+        Api { #[pin] fut: Oneshot<Proxy, Request<Body>> },
+        Ops { #[pin] fut: Oneshot<Router, Request<Incoming>> },
     }
 }
 
@@ -285,7 +300,16 @@ impl Future for TrackedAnswer {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Ok(resp) = ready!(this.answer.poll(cx));
+        let resp = match this.answer.project() {
+            AnswerProj::Api { fut } => {
+                let Ok(resp) = ready!(fut.poll(cx));
+                resp.map(Either::Left)
+            }
+            AnswerProj::Ops { fut } => {
+                let Ok(resp) = ready!(fut.poll(cx));
+                resp.map(Either::Right)
+            }
+        };
         let done = this.done.take();
         Poll::Ready(Ok(resp.map(|inner| TrackedBody { inner, _done: done })))
     }
@@ -295,19 +319,19 @@ pin_project_lite::pin_project! {
     /// An answer's body; the request is done when it is dropped.
     struct TrackedBody {
         #[pin]
-        inner: Body,
+        inner: Either<ObservedBody, Body>,
         _done: Option<Done>,
     }
 }
 
 impl http_body::Body for TrackedBody {
     type Data = Bytes;
-    type Error = axum::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.project().inner.poll_frame(cx)
     }
 

@@ -239,11 +239,11 @@ where
         ),
         plan: targets.plan(model.as_deref()),
         actions,
-        expect: Arc::new(Expectation::checking(
+        expect: Expectation::checking(
             parts.uri.path(),
             json,
             actions.schema_mismatch != crate::config::Action::Pass,
-        )),
+        ),
         model,
         stream,
         secrets,

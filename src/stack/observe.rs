@@ -9,16 +9,17 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use http_body::{Frame, SizeHint};
 use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
 use tracing::{field, Instrument, Span};
 
 use crate::attempt::ClientRequest;
@@ -84,18 +85,17 @@ pub struct Observe<S> {
 
 impl<S> Service<Request<Body>> for Observe<S>
 where
-    S: Service<ClientRequest, Response = Response<Body>, Error = Infallible> + Send,
-    S::Future: Send + 'static,
+    S: Service<ClientRequest, Response = Response<Body>, Error = Infallible>,
 {
-    type Response = Response<Body>;
+    type Response = Response<ObservedBody>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    type Future = Observed<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, req: Request<Body>) -> Observed<S::Future> {
         let request_id = request_id(req.headers().get(REQUEST_ID));
         let route = path::template(req.uri().path());
         let record = Record::new(request_id.clone(), req.method().clone(), route);
@@ -142,22 +142,49 @@ where
                 trace,
             })
             .instrument(span);
-        Box::pin(async move {
-            let Ok(mut resp) = fut.await;
-            resp.headers_mut().insert(REQUEST_ID, request_id);
-            let mut closer = closer;
-            closer.panicked = resp.extensions().get::<Panicked>().is_some();
-            Ok(resp.map(|inner| {
-                let mut closer = Some(closer);
+        Observed {
+            fut,
+            request_id: Some(request_id),
+            closer: Some(closer),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer on its way: it gets the request id and its body the
+    /// closer. Dropped first (the client left), the closer records that.
+    pub struct Observed<F> {
+        #[pin]
+        fut: Instrumented<F>,
+        request_id: Option<HeaderValue>,
+        closer: Option<Closer>,
+    }
+}
+
+impl<F> Future for Observed<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<ObservedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut resp) = ready!(this.fut.poll(cx));
+        if let Some(id) = this.request_id.take() {
+            resp.headers_mut().insert(REQUEST_ID, id);
+        }
+        let mut closer = this.closer.take();
+        let panicked = resp.extensions().get::<Panicked>().is_some();
+        Poll::Ready(Ok(resp.map(|inner| {
+            if let Some(c) = closer.as_mut() {
+                c.panicked = panicked;
                 if http_body::Body::is_end_stream(&inner) {
                     // An empty body is never polled: the answer is complete now.
-                    if let Some(mut c) = closer.take() {
-                        c.close(true);
-                    }
+                    c.close(true);
                 }
-                Body::new(ObservedBody { inner, closer })
-            }))
-        })
+            }
+            ObservedBody { inner, closer }
+        })))
     }
 }
 
@@ -294,7 +321,7 @@ impl Drop for Closer {
 
 pin_project_lite::pin_project! {
     /// The response body, watched for its end.
-    struct ObservedBody {
+    pub struct ObservedBody {
         #[pin]
         inner: Body,
         closer: Option<Closer>,

@@ -86,14 +86,14 @@ pub fn call(config: &Config, targets: &Targets, spec: CallSpec) -> Arc<Call> {
     let facts = RequestFacts {
         request_id: HeaderValue::from_static("req-1"),
         route: ROUTE,
-        model: Some(spec.model.to_string()),
+        model: Some(spec.model.into()),
         stream: spec.stream,
         deadline: Instant::now() + spec.deadline_in,
         client_retrying: spec.client_retrying,
         creates: false,
         plan: targets.plan(Some(spec.model)),
         actions: Actions::of(&config.inspect),
-        expect: Arc::new(Expectation::from_request(ROUTE, &json)),
+        expect: Expectation::from_request(ROUTE, &json),
         secrets: Default::default(),
     };
     Arc::new(Call {

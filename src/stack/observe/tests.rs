@@ -26,7 +26,7 @@ fn observed(
     kind: Kind,
     attempts: usize,
 ) -> (
-    impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone,
+    impl Service<Request<Body>, Response = Response<ObservedBody>, Error = Infallible> + Clone,
     Arc<Metrics>,
     Arc<FailureLog>,
 ) {

@@ -306,7 +306,7 @@ where
         else {
             return call.body.clone();
         };
-        if asked == model {
+        if **asked == **model {
             return call.body.clone();
         }
         // A targeted edit of the one member; a tree only if the scan could
