@@ -20,6 +20,9 @@
 //! into the closing error event, and a cut stream is continued through it
 //! when the route repairs streams. The final outcome is recorded through
 //! the request's [`Finish`] when the last bytes go out.
+//!
+//! Here: the lookahead ([`watch`]) and the watcher's state and output;
+//! its reading side is in `read`, its ending in `end`.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -27,24 +30,24 @@ use std::sync::Arc;
 
 use axum::body::{Body, BodyDataStream};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{header, Response};
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::actions::Actions;
-use crate::attempt::{AnswerBody, Attempt, Chain, Continuation, WatchedStream};
+use crate::attempt::{AnswerBody, Attempt, Chain, WatchedStream};
 use crate::classify::{self, TransportFailure};
 use crate::config::{ms, Action};
-use crate::envelope::{self, EnvelopeContext};
 use crate::facts::RequestFacts;
-use crate::inspect::{stream_inspector, EventInspector, EventVerdict, Findings, StreamEnd};
+use crate::inspect::{stream_inspector, EventInspector, StreamEnd};
 use crate::otel::AttemptSpan;
 use crate::outcome::Outcome;
-use crate::proxy::body::{timeout_of, BodyTimeout};
 use crate::record::Finish;
 use crate::sse::SseParser;
 use crate::taxonomy::{Class, Kind};
+
+mod end;
+mod read;
 
 use super::splice::Splice;
 use super::state::InspectState;
@@ -328,243 +331,6 @@ impl StreamWatch {
                 None => self.read().await,
             }
         }
-    }
-
-    /// Reads one chunk from the upstream (or its end, its silence, the
-    /// deadline, or the drain deadline).
-    async fn read(&mut self) {
-        let next = tokio::select! {
-            next = self.upstream.next() => next,
-            () = self.cut.as_mut() => {
-                let cut = Outcome::gateway(
-                    Kind::Shutdown,
-                    "the gateway shut down before the stream ended (drain deadline)",
-                );
-                self.end(StreamEnd::Cut, Some(cut));
-                return;
-            }
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                self.parser.push(chunk);
-                self.drain();
-            }
-            Some(Err(e)) => match timeout_of(&e) {
-                Some(BodyTimeout::Idle(_)) => self.broken(StreamEnd::Idle).await,
-                Some(BodyTimeout::Deadline) => {
-                    let late = Outcome {
-                        upstream_status: Some(self.upstream_status),
-                        ..classify::transport(
-                            TransportFailure::Stalled,
-                            &BodyTimeout::Deadline.to_string(),
-                        )
-                    };
-                    self.end(StreamEnd::Cut, Some(late));
-                }
-                None => self.broken(StreamEnd::Cut).await,
-            },
-            None => {
-                // Release an event held back for a possible CRLF.
-                self.parser.finish();
-                self.drain();
-                if self.state == State::Ended {
-                    return;
-                }
-                if self.done.is_some() {
-                    self.end(StreamEnd::Done, None);
-                } else if self.inspector.all_finished() || self.unread {
-                    // (An unread event may have been the terminal one: a
-                    // clean close is the end.)
-                    self.end(StreamEnd::Eof, None);
-                } else {
-                    self.broken(StreamEnd::Eof).await;
-                }
-            }
-        }
-    }
-
-    /// The upstream broke off before every choice finished: continue
-    /// through the chain when the route repairs streams and one choice of
-    /// plain text went out; else end with the original failure.
-    async fn broken(&mut self, end: StreamEnd) {
-        // Released as a success, it failed after all: its target counts it.
-        if let Some(chain) = self.chain.as_mut() {
-            chain.broke(end);
-        }
-        // Not after an unread event: the text so far is not known whole.
-        let partial = (!self.unread)
-            .then(|| self.inspector.repairable_text().map(str::to_string))
-            .flatten();
-        if let (Some(chain), Some(partial)) = (self.chain.as_mut(), partial) {
-            let cut = Continuation {
-                partial,
-                cause: end,
-            };
-            if let Some(resumed) = chain.resume(cut).await {
-                // This attempt's stream broke off; the continuation's
-                // attempt has its own span (the request's still takes the
-                // answer's findings at the end).
-                if let Some(span) = self.span.as_mut() {
-                    let cut = Outcome::gateway(
-                        Kind::StreamTruncated,
-                        format!("the stream {}; a continuation went on", end.describe()),
-                    );
-                    span.end_here(&cut, &self.facts.secrets);
-                }
-                if let Some(splice) = self.splice.as_mut() {
-                    splice.resume();
-                }
-                self.upstream = resumed.body.into_data_stream();
-                // Whatever half event was pending belongs to the cut stream.
-                self.parser = SseParser::new();
-                return;
-            }
-        }
-        self.end(end, None);
-    }
-
-    /// Handles every complete event the parser holds.
-    fn drain(&mut self) {
-        while let Some(event) = self.parser.next_event() {
-            if event.oversized.is_some() {
-                // An event past the parser's cap arrives in pieces, each
-                // forwarded as it comes; the stream counts once as
-                // uninspected.
-                if !self.unread {
-                    self.unread = true;
-                    self.inspect.uninspected(self.facts.route);
-                }
-                self.push(event.raw);
-                continue;
-            }
-            let Some(data) = event.data.as_deref() else {
-                // Comments and keep-alives carry no data: forward as they are.
-                self.push(event.raw);
-                continue;
-            };
-            match self.inspector.observe(event.event.as_deref(), data) {
-                EventVerdict::Forward => match self.splice.as_mut() {
-                    Some(splice) => {
-                        if let Some(bytes) = splice.pass(event.raw.clone(), data) {
-                            self.push(bytes);
-                        }
-                    }
-                    None => self.push(event.raw),
-                },
-                EventVerdict::Drop => self.inspect.malformed(self.facts.route),
-                // The end event(s), held until the verdict: chat's `[DONE]`,
-                // a Responses terminal event (and a `[DONE]` after it).
-                EventVerdict::Done => {
-                    self.done = Some(match self.done.take() {
-                        Some(held) => [held, event.raw].concat().into(),
-                        None => event.raw,
-                    })
-                }
-                EventVerdict::Error(error) => {
-                    let mut outcome = classify::classify_error_object(&error, None);
-                    outcome.upstream_status = Some(self.upstream_status);
-                    if outcome.upstream_request_id.is_none() {
-                        outcome.upstream_request_id = self.upstream_request_id.clone();
-                    }
-                    self.end(StreamEnd::Cut, Some(outcome));
-                    return;
-                }
-            }
-        }
-    }
-
-    fn push(&mut self, bytes: Bytes) {
-        self.held += bytes.len();
-        self.queue.push_back(Out::Bytes(bytes));
-    }
-
-    /// Decides how the stream ends and queues its last bytes.
-    fn end(&mut self, end: StreamEnd, in_band: Option<Outcome>) {
-        self.state = State::Ended;
-        // An incomplete trailing event is never forwarded: half a JSON
-        // object would break the client's parser before it saw our error.
-        let _partial = self.parser.take_pending();
-        let mut findings = self.inspector.finish(end);
-        if self.unread {
-            unread(&mut findings, end);
-        }
-        self.inspect.record_findings(&self.facts, &findings);
-        if let Some(span) = self.span.as_mut() {
-            span.answered(&findings);
-        }
-        let outcome = in_band.unwrap_or_else(|| {
-            let mut outcome = Outcome {
-                upstream_status: Some(self.upstream_status),
-                upstream_request_id: self.upstream_request_id.clone(),
-                ..Outcome::default()
-            };
-            apply(&mut outcome, &findings);
-            outcome
-        });
-        if fails(&outcome, &self.facts.actions) {
-            self.queue.push_back(Out::Error);
-        } else if outcome.kind == Kind::StreamTruncated {
-            // `pass` only annotates: no error event, and no [DONE] either —
-            // the stream was not complete.
-            self.queue.push_back(Out::Close);
-        } else {
-            match (self.done.take(), self.inspector.done_event()) {
-                (Some(done), _) => self.queue.push_back(Out::Done(done)),
-                (None, Some(done)) => self.queue.push_back(Out::Done(Bytes::from_static(done))),
-                // The API ends without one (the Responses API).
-                (None, None) => self.queue.push_back(Out::Close),
-            }
-        }
-        if let Some(span) = self.span.take() {
-            span.end(&outcome, &self.facts.secrets);
-        }
-        self.ending = Some((outcome, end));
-    }
-
-    /// The closing error event, with the attempts as the chain counts them.
-    fn error_event(&self) -> Bytes {
-        let mut outcome = self.ending.clone().map(|(o, _)| o).unwrap_or_default();
-        let secrets = &self.facts.secrets;
-        outcome.redact(secrets);
-        let tally = self
-            .chain
-            .as_ref()
-            .map(|c| c.tally().clone())
-            .unwrap_or_default();
-        let ctx = EnvelopeContext {
-            attempts: tally.attempts,
-            request_id: self.facts.request_id.to_str().unwrap_or(""),
-            secrets,
-            max_attempts: self.chain.as_ref().map_or(1, |c| c.max_attempts()),
-            target: tally.target.as_deref(),
-            attempt_kinds: &tally.kinds,
-            endpoint: self.facts.expect.endpoint,
-            actions: self.facts.actions,
-            hint_in_message: self.inspect.hint_in_message,
-        };
-        envelope::sse_error_event(&outcome, &ctx, self.inspector.error_style())
-    }
-
-    /// Records the final outcome (once).
-    fn finish(&mut self) {
-        if let Some(finish) = self.finish.take() {
-            let mut outcome = self.ending.clone().map(|(o, _)| o).unwrap_or_default();
-            outcome.redact(&self.facts.secrets);
-            finish.done(outcome, 200);
-        }
-    }
-}
-
-/// Findings of a stream that had an event go out unread: what rests on the
-/// whole content — empty, JSON, schema, an end that never came, at a clean
-/// close — is unknown, not failed. What was read stays: finish reasons,
-/// usage, an error, and a cut or a stall (the transport's own facts).
-fn unread(findings: &mut Findings, end: StreamEnd) {
-    let clean = matches!(end, StreamEnd::Done | StreamEnd::Eof);
-    if clean && findings.error.is_none() && findings.kind.class() == Class::Silent {
-        findings.kind = Kind::Ok;
-        findings.detail = None;
-        findings.subject = Default::default();
     }
 }
 
