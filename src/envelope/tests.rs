@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::classify::{classify, transport, TransportFailure};
+use crate::outcome::Subject;
 
 const KEY: &str = "sk-live-0123456789abcdef";
 
