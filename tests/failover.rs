@@ -15,7 +15,7 @@ use backstop::config::Config;
 use backstop::server::Running;
 use backstop_mock::{MockConfig, MockServer};
 use common::scripted::{completion, Answer, Scripted};
-use common::{client, gateway};
+use common::{client, gateway, header_text};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -42,12 +42,7 @@ async fn ask(gw: &Running) -> (u16, String, String, Value) {
         .send()
         .await
         .unwrap();
-    let header = |n: &str| {
-        resp.headers()
-            .get(n)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
+    let header = |n: &str| header_text(resp.headers(), n);
     let (status, attempts, target) = (
         resp.status().as_u16(),
         header("x-backstop-attempts"),

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::client;
 use common::scripted::{completion, Answer, Scripted};
+use common::{client, header_text};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backstop");
@@ -162,12 +162,7 @@ impl Gateway {
             .send()
             .await
             .unwrap();
-        let header = |n: &str| {
-            resp.headers()
-                .get(n)
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default()
-        };
+        let header = |n: &str| header_text(resp.headers(), n);
         let (status, kind, target) = (
             resp.status().as_u16(),
             header("x-backstop-kind"),

@@ -22,7 +22,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::Router;
+use axum::{BoxError, Router};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
@@ -42,9 +42,6 @@ use crate::config::{ms, LimitsConfig};
 use crate::stack::observe::ObservedBody;
 
 use super::conn::{ConnState, Pressure, Timeouts, Verdict, Watched};
-
-/// A body error, as hyper takes it.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// After the drain deadline cut what was left, the cut answers' last
 /// bytes get this long to go out.

@@ -37,6 +37,14 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// A header's value as text, or "" when absent.
+pub fn header_text(headers: &http::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
 /// A minimal chat request body.
 pub fn chat(stream: bool) -> serde_json::Value {
     serde_json::json!({

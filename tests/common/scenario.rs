@@ -11,7 +11,7 @@ use backstop::server::Running;
 use backstop_mock::{MockConfig, MockServer};
 use serde_json::Value;
 
-use super::{client, gateway};
+use super::{client, gateway, header_text};
 
 static KEYS: AtomicUsize = AtomicUsize::new(0);
 
@@ -96,12 +96,7 @@ pub async fn call(
         .send()
         .await
         .unwrap();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
+    let header = |name: &str| header_text(resp.headers(), name);
     let (status, kind, attempts) = (
         resp.status().as_u16(),
         header("x-backstop-kind"),
